@@ -1,0 +1,87 @@
+/* cli.c - shared option handling. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_option(struct mdb_cli *c, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'i':
+		if (c->nin == CLI_MAX_ENDPOINTS)
+			return -E2BIG;
+		c->in[c->nin++] = arg;
+		return 1;
+	case 'o':
+		if (c->nout == CLI_MAX_ENDPOINTS)
+			return -E2BIG;
+		c->out[c->nout++] = arg;
+		return 1;
+	case CLI_OPT_NAME:
+		c->name = arg;
+		return 1;
+	case CLI_OPT_JSON:
+		c->json = true;
+		return 1;
+	case 'h':
+		c->help = true;
+		return 1;
+	case 'V':
+		c->version = true;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+void cli_print_version(const char *prog)
+{
+	printf("%s %s\n", prog, MDB_VERSION);
+}
+
+int cli_parse_size(const char *s, unsigned long long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return -EINVAL;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	default: break;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || (shift && v > (~0ULL >> shift)))
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+int cli_parse_duration(const char *s, long long *out_ns)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -EINVAL;
+	static const struct {
+		const char *sfx;
+		double mul;
+	} units[] = {{"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"", 1e9},
+		     {"m", 60e9}, {"h", 3600e9}, {"d", 86400e9}};
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(end, units[i].sfx) == 0) {
+			double ns = v * units[i].mul;
+			if (ns > 9.2e18)
+				return -EINVAL;
+			*out_ns = (long long)ns;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}

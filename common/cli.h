@@ -1,0 +1,62 @@
+/* cli.h - the options every tool shares: -i, -o, --name, --json, -h, -V.
+ *
+ * A tool puts CLI_SHORTOPTS and CLI_LONGOPTS into its own getopt_long tables
+ * and passes every option to cli_option() first. */
+#ifndef MDB_CLI_H
+#define MDB_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#define CLI_MAX_ENDPOINTS 16
+
+enum {
+	CLI_OPT_NAME = 0x1000,
+	CLI_OPT_JSON,
+	CLI_OPT_FIRST_TOOL = 0x1100, /* tools number their own long options from here */
+};
+
+#define CLI_SHORTOPTS "i:o:hV"
+#define CLI_LONGOPTS                                                                               \
+	{"input", required_argument, NULL, 'i'}, {"output", required_argument, NULL, 'o'},         \
+	    {"name", required_argument, NULL, CLI_OPT_NAME},                                       \
+	    {"json", no_argument, NULL, CLI_OPT_JSON}, {"help", no_argument, NULL, 'h'},           \
+	    {"version", no_argument, NULL, 'V'}
+
+/* Usage lines for the shared options, to print inside a tool's usage(). */
+#define CLI_USAGE                                                                                  \
+	"  -i, --input ENDPOINT    read from ENDPOINT (repeatable; default -)\n"                     \
+	"  -o, --output ENDPOINT   write to ENDPOINT (repeatable; default -)\n"                      \
+	"      --name NAME         consumer name in input rings\n"                                    \
+	"      --json              stdin/stdout carry JSON lines, not MessagePack\n"                 \
+	"  -h, --help              show this help\n"                                                  \
+	"  -V, --version           show the version\n"                                                \
+	"ENDPOINT is ring:NAME, -, zmq+tcp://HOST:PORT or zmq+ipc://PATH.\n"
+
+struct mdb_cli {
+	const char *in[CLI_MAX_ENDPOINTS];
+	int nin;
+	const char *out[CLI_MAX_ENDPOINTS];
+	int nout;
+	const char *name; /* NULL: the tool's name */
+	bool json;
+	bool help;    /* -h was given */
+	bool version; /* -V was given */
+};
+
+/* Handle one option returned by getopt_long. Returns 1 when it was a shared
+ * option, 0 when the tool must handle it, -E2BIG for too many endpoints. */
+int cli_option(struct mdb_cli *c, int opt, const char *arg);
+
+/* Print "PROG VERSION" to stdout. */
+void cli_print_version(const char *prog);
+
+/* Parse a size with an optional k/M/G suffix (powers of 1024) into *out.
+ * Returns 0 or -EINVAL. */
+int cli_parse_size(const char *s, unsigned long long *out);
+/* Parse a duration with an optional ns/us/ms/s/m/h/d suffix (default s) into
+ * nanoseconds. Returns 0 or -EINVAL. */
+int cli_parse_duration(const char *s, long long *out_ns);
+
+#endif

@@ -1,0 +1,95 @@
+/* shm.c - paths and liveness locks shared by rings and counters. */
+#include "shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *shm_dir(void)
+{
+	const char *d = getenv("MDB_SHM_DIR");
+	return d && *d ? d : "/dev/shm/mdb";
+}
+
+static int mkdir_p(char *path)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		int rc = mkdir(path, 0770);
+		*p = '/';
+		if (rc < 0 && errno != EEXIST)
+			return -errno;
+	}
+	if (mkdir(path, 0770) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int shm_path(char *buf, size_t size, const char *sub, const char *name, const char *suffix,
+	     bool mkdirs)
+{
+	int n = snprintf(buf, size, "%s%s%s", shm_dir(), sub ? "/" : "", sub ? sub : "");
+	if (n < 0 || (size_t)n >= size)
+		return -ENAMETOOLONG;
+	if (mkdirs) {
+		int rc = mkdir_p(buf);
+		if (rc < 0)
+			return rc;
+	}
+	int m = snprintf(buf + n, size - n, "/%s%s", name, suffix ? suffix : "");
+	if (m < 0 || (size_t)m >= size - n)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static struct flock byte_lock(short type, off_t off)
+{
+	struct flock fl = {0};
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = off;
+	fl.l_len = 1;
+	return fl;
+}
+
+int shm_lock_byte(int fd, off_t off)
+{
+	struct flock fl = byte_lock(F_WRLCK, off);
+	if (fcntl(fd, F_OFD_SETLK, &fl) < 0)
+		return (errno == EAGAIN || errno == EACCES) ? -EBUSY : -errno;
+	return 0;
+}
+
+void shm_unlock_byte(int fd, off_t off)
+{
+	struct flock fl = byte_lock(F_UNLCK, off);
+	(void)fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+bool shm_byte_locked(int fd, off_t off)
+{
+	struct flock fl = byte_lock(F_WRLCK, off);
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+		return false;
+	return fl.l_type != F_UNLCK;
+}
+
+bool shm_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n >= 48 || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = name[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '.' || ch == '_' || ch == '-' || ch == '@'))
+			return false;
+	}
+	return true;
+}

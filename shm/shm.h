@@ -1,0 +1,31 @@
+/* shm.h - what the ring and counters files share: where they live, how they
+ * are made and how a live owner is told from a dead one. */
+#ifndef MDB_SHM_H
+#define MDB_SHM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* $MDB_SHM_DIR, or /dev/shm/mdb. */
+const char *shm_dir(void);
+
+/* Write "<shm_dir>/<sub>/<name><suffix>" (sub may be NULL) into buf. Returns 0
+ * or -ENAMETOOLONG. Creates the directories (mode 0770) when mkdirs is set. */
+int shm_path(char *buf, size_t size, const char *sub, const char *name, const char *suffix,
+	     bool mkdirs);
+
+/* Take an exclusive OFD lock on byte `off` of fd without waiting; it lasts
+ * until the open file description is closed (or the process dies).
+ * Returns 0, -EBUSY when another description holds it, or -errno. */
+int shm_lock_byte(int fd, off_t off);
+/* Drop the lock taken by shm_lock_byte(). */
+void shm_unlock_byte(int fd, off_t off);
+/* True when some other open file description holds a lock on byte `off`. */
+bool shm_byte_locked(int fd, off_t off);
+
+/* Is `name` a safe file name component (1..47 chars of [A-Za-z0-9._@-],
+ * not starting with '.')? */
+bool shm_name_ok(const char *name);
+
+#endif
