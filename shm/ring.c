@@ -1,1 +1,915 @@
-/* to be written */
+/* ring.c - one-producer, many-consumer shared-memory ring.
+ *
+ * Memory ordering, in one place (each pair is also named where it occurs):
+ *
+ *  P1  producer: record bytes, then seq_cst store of prod.pos (ring_commit)
+ *      pairs with C1: consumer's acquire load of prod.pos before it reads
+ *      the record (ring_next). A record is visible only once whole.
+ *  P2  producer: seq_cst store of prod.pos, then seq_cst load of
+ *      wake.sleepers (ring_commit); pairs with C2: consumer's seq_cst
+ *      increment of sleepers, then seq_cst load of prod.pos (ring_wait).
+ *      One of the two sides sees the other, so a sleeper is never missed
+ *      and the producer makes a syscall only when someone sleeps.
+ *  P3  producer: store of prod.intent, release fence, then the record bytes
+ *      (ring_claim); pairs with C3: observer's copy of the record, acquire
+ *      fence, load of prod.intent (ring_next). If intent has moved more than
+ *      a capacity past the record, the copy may be torn: the observer was
+ *      lapped. This is Aeron's broadcast "tail intent" check. On x86-64 both
+ *      fences are compiler barriers (TSO keeps stores and loads in order).
+ *  C4  durable consumer: release store of slot.position after it is done
+ *      with the bytes (ring_release); pairs with P4: producer's acquire load
+ *      of every durable slot.position before it overwrites (scan_min).
+ *  P5  producer: scan of slots, seq_cst store of prod_min, rescan; pairs
+ *      with C5: a joining durable consumer's seq_cst store of its slot, then
+ *      seq_cst load of prod_min (consumer_join). Either the producer's rescan
+ *      sees the new slot or the consumer sees the new prod_min and retries.
+ *  V1  creator: header fields, then release store of meta.version; pairs
+ *      with V2: ring_open's acquire load of meta.version.
+ */
+#include "ring.h"
+#include "shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RING_MAGIC 0x31474e495242444dULL /* "MDBRING1" in little-endian bytes */
+#define RING_VERSION 1u
+#define LINE 128
+#define SEGS 16 /* entries of the oldest-boundary index */
+#define HDR_SIZE 8192u
+
+/* Lock bytes in the ring file (OFD locks, independent of the mapping). */
+#define LOCK_PRODUCER 0
+#define LOCK_REGISTRY 1
+#define LOCK_SLOT0 16
+
+enum slot_state {
+	SLOT_FREE = 0,
+	SLOT_ACTIVE = 2,
+};
+
+struct rec_hdr {
+	uint32_t len;  /* payload bytes */
+	uint32_t type; /* RING_PAD or the record type */
+};
+
+struct slot {
+	alignas(LINE) _Atomic uint32_t state; /* enum slot_state */
+	uint32_t kind;                        /* enum ring_kind */
+	_Atomic int32_t pid;                  /* last holder */
+	uint32_t pad0;
+	_Atomic uint64_t position; /* next byte to read; written by its consumer */
+	_Atomic uint64_t laps;
+	_Atomic uint64_t records;
+	char name[RING_NAME_MAX];
+};
+
+/* Every group of words written by one side sits on its own line. */
+struct ring_hdr {
+	alignas(LINE) struct { /* immutable once version is set */
+		uint64_t magic;
+		_Atomic uint32_t version; /* stored last (V1) */
+		uint32_t hdr_size;
+		uint64_t capacity;
+		int64_t created_ns;
+		uint32_t max_payload;
+	} meta;
+	alignas(LINE) struct { /* producer, once per start */
+		_Atomic int32_t pid;
+		_Atomic uint32_t epoch;
+	} owner;
+	alignas(LINE) struct { /* producer, every record */
+		_Atomic uint64_t pos;    /* published: end of the newest record */
+		_Atomic uint64_t intent; /* end of what is being written */
+		_Atomic uint64_t records;
+		_Atomic uint64_t bytes;
+	} prod;
+	alignas(LINE) struct { /* producer, rarely */
+		_Atomic uint64_t prod_min; /* producer's bound: it writes below prod_min + capacity */
+		_Atomic uint64_t held_ns;
+		_Atomic uint32_t waiting; /* producer is asleep waiting for space */
+	} slow;
+	alignas(LINE) struct { /* producer: bumped before each wake */
+		_Atomic uint32_t seq;
+	} wake;
+	alignas(LINE) struct { /* consumers */
+		_Atomic uint32_t sleepers;
+		_Atomic uint32_t space_seq; /* bumped by a durable consumer to wake the producer */
+		_Atomic uint64_t laps;
+	} cons;
+	alignas(LINE) _Atomic uint64_t seg[SEGS]; /* producer: first record start in each 1/16 */
+	struct slot slots[RING_SLOTS];
+};
+
+_Static_assert(sizeof(struct ring_hdr) <= HDR_SIZE, "ring header exceeds its page");
+_Static_assert(sizeof(struct slot) == LINE, "slot is one line");
+
+struct mdb_ring {
+	struct ring_hdr *h;
+	uint8_t *data;
+	size_t map_size;
+	uint64_t cap;
+	uint64_t mask;
+	uint32_t max_payload;
+	unsigned seg_shift;
+	int fd;
+	/* producer-only state */
+	bool producing;
+	uint64_t pos;        /* our copy of prod.pos */
+	uint64_t limit;      /* we may write below this without rescanning */
+	uint64_t claim_pos;  /* header position of the claimed record */
+	uint64_t claim_end;
+	uint64_t last_seg;
+	uint64_t records, bytes;
+};
+
+struct mdb_ring_consumer {
+	mdb_ring *r;
+	struct slot *slot;
+	int idx;
+	enum ring_kind kind;
+	int64_t spin_ns;
+	uint64_t pos;      /* next record */
+	uint64_t released; /* last value stored in slot->position */
+	uint64_t pub;      /* last prod.pos seen */
+	uint64_t laps, records;
+	uint8_t *buf;      /* observer's private copy of a record */
+};
+
+static inline uint64_t align8(uint64_t n)
+{
+	return (n + 7) & ~(uint64_t)7;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+static int futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns)
+{
+	struct timespec ts, *tsp = NULL;
+	if (timeout_ns >= 0) {
+		ts.tv_sec = timeout_ns / 1000000000LL;
+		ts.tv_nsec = timeout_ns % 1000000000LL;
+		tsp = &ts;
+	}
+	/* shared (not FUTEX_PRIVATE): waiter and waker are different processes */
+	long rc = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, val, tsp, NULL, 0);
+	return rc < 0 ? -errno : 0;
+}
+
+static void futex_wake_all(_Atomic uint32_t *addr)
+{
+	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static int ring_file(char *buf, size_t size, const char *name, bool mkdirs)
+{
+	if (!shm_name_ok(name))
+		return -EINVAL;
+	return shm_path(buf, size, NULL, name, ".ring", mkdirs);
+}
+
+int ring_create(const char *name, uint64_t capacity, mode_t mode)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 32];
+	if (capacity < RING_MIN_CAPACITY || (capacity & (capacity - 1)) || capacity > (1ULL << 40))
+		return -EINVAL;
+	int rc = ring_file(path, sizeof path, name, true);
+	if (rc < 0)
+		return rc;
+	if (access(path, F_OK) == 0)
+		return 0;
+	snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	size_t size = HDR_SIZE + capacity;
+	void *m = MAP_FAILED;
+	if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t)size) < 0)
+		goto fail;
+	m = mmap(NULL, HDR_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		goto fail;
+	struct ring_hdr *h = m;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	h->meta.magic = RING_MAGIC;
+	h->meta.hdr_size = HDR_SIZE;
+	h->meta.capacity = capacity;
+	h->meta.created_ns = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	h->meta.max_payload = (uint32_t)(capacity / 8 - sizeof(struct rec_hdr));
+	/* V1: the version last, so a reader never trusts a half-made header */
+	atomic_store_explicit(&h->meta.version, RING_VERSION, memory_order_release);
+	munmap(m, HDR_SIZE);
+	if (link(tmp, path) < 0 && errno != EEXIST) {
+		m = MAP_FAILED;
+		goto fail;
+	}
+	/* EEXIST: another process created it first; theirs is as good as ours */
+	unlink(tmp);
+	close(fd);
+	return 0;
+fail:
+	rc = -errno;
+	unlink(tmp);
+	close(fd);
+	return rc;
+}
+
+int ring_unlink(const char *name)
+{
+	char path[PATH_MAX];
+	int rc = ring_file(path, sizeof path, name, false);
+	if (rc < 0)
+		return rc;
+	return unlink(path) < 0 ? -errno : 0;
+}
+
+mdb_ring *ring_open(const char *name, int *err)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int rc = ring_file(path, sizeof path, name, false);
+	if (rc < 0)
+		goto fail;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (fstat(fd, &st) < 0 || (size_t)st.st_size < HDR_SIZE + RING_MIN_CAPACITY) {
+		rc = -EPROTO;
+		goto fail_fd;
+	}
+	void *m = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		rc = -errno;
+		goto fail_fd;
+	}
+	struct ring_hdr *h = m;
+	/* V2: pairs with V1 in ring_create */
+	if (h->meta.magic != RING_MAGIC ||
+	    atomic_load_explicit(&h->meta.version, memory_order_acquire) != RING_VERSION ||
+	    h->meta.hdr_size != HDR_SIZE || h->meta.capacity + HDR_SIZE != (uint64_t)st.st_size ||
+	    (h->meta.capacity & (h->meta.capacity - 1))) {
+		munmap(m, st.st_size);
+		rc = -EPROTO;
+		goto fail_fd;
+	}
+	mdb_ring *r = calloc(1, sizeof *r);
+	if (!r) {
+		munmap(m, st.st_size);
+		rc = -ENOMEM;
+		goto fail_fd;
+	}
+	r->h = h;
+	r->data = (uint8_t *)m + HDR_SIZE;
+	r->map_size = st.st_size;
+	r->cap = h->meta.capacity;
+	r->mask = r->cap - 1;
+	r->max_payload = h->meta.max_payload;
+	r->seg_shift = (unsigned)__builtin_ctzll(r->cap) - 4;
+	r->fd = fd;
+	return r;
+fail_fd:
+	close(fd);
+fail:
+	if (err)
+		*err = rc;
+	return NULL;
+}
+
+void ring_close(mdb_ring **rp)
+{
+	if (!rp || !*rp)
+		return;
+	mdb_ring *r = *rp;
+	munmap(r->h, r->map_size);
+	close(r->fd); /* drops our OFD locks: producer and slots */
+	free(r);
+	*rp = NULL;
+}
+
+uint64_t ring_capacity(const mdb_ring *r)
+{
+	return r->cap;
+}
+
+uint32_t ring_max_payload(const mdb_ring *r)
+{
+	return r->max_payload;
+}
+
+uint64_t ring_position(const mdb_ring *r)
+{
+	return atomic_load_explicit(&r->h->prod.pos, memory_order_acquire);
+}
+
+/* ---- producer ---- */
+
+/* The lowest position a durable consumer still needs (or our own position).
+ * P4: the acquire loads pair with each consumer's release store (C4). */
+static uint64_t min_durable(mdb_ring *r)
+{
+	uint64_t min = r->pos;
+	for (int i = 0; i < RING_SLOTS; i++) {
+		struct slot *s = &r->h->slots[i];
+		if (atomic_load_explicit(&s->state, memory_order_seq_cst) != SLOT_ACTIVE ||
+		    s->kind != RING_DURABLE)
+			continue;
+		uint64_t p = atomic_load_explicit(&s->position, memory_order_acquire);
+		if (p < min)
+			min = p;
+	}
+	return min;
+}
+
+/* Recompute the write limit; P5: scan, publish prod_min, rescan, so a
+ * consumer joining meanwhile is seen either here or by itself (C5). */
+static void refresh_limit(mdb_ring *r)
+{
+	uint64_t m = min_durable(r);
+	atomic_store_explicit(&r->h->slow.prod_min, m, memory_order_seq_cst);
+	uint64_t m2 = min_durable(r);
+	if (m2 < m) {
+		m = m2;
+		atomic_store_explicit(&r->h->slow.prod_min, m, memory_order_seq_cst);
+	}
+	r->limit = m + r->cap;
+}
+
+int ring_producer_begin(mdb_ring *r)
+{
+	int rc = shm_lock_byte(r->fd, LOCK_PRODUCER);
+	if (rc < 0)
+		return rc;
+	struct ring_hdr *h = r->h;
+	r->producing = true;
+	r->pos = atomic_load_explicit(&h->prod.pos, memory_order_acquire);
+	/* a producer that died between claim and commit left intent ahead of
+	 * pos; its half-written record was never visible and is overwritten */
+	atomic_store_explicit(&h->prod.intent, r->pos, memory_order_relaxed);
+	r->records = atomic_load_explicit(&h->prod.records, memory_order_relaxed);
+	r->bytes = atomic_load_explicit(&h->prod.bytes, memory_order_relaxed);
+	r->last_seg = UINT64_MAX;
+	atomic_store_explicit(&h->owner.pid, (int32_t)getpid(), memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->owner.epoch, 1, memory_order_relaxed);
+	refresh_limit(r);
+	return 0;
+}
+
+/* Wait until positions below `end` may be written. */
+static int wait_space(mdb_ring *r, uint64_t end, int64_t timeout_ns)
+{
+	struct ring_hdr *h = r->h;
+	int64_t t0 = now_ns();
+	int64_t spin_until = t0 + 20000;
+	int rc = 0;
+	for (;;) {
+		refresh_limit(r);
+		if (end <= r->limit)
+			break;
+		int64_t t = now_ns();
+		if (timeout_ns >= 0 && t - t0 >= timeout_ns) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		if (t < spin_until) {
+			for (int i = 0; i < 64; i++)
+				cpu_relax();
+			continue;
+		}
+		/* sleep until a durable consumer releases (it bumps space_seq when
+		 * it sees waiting set); the 1 ms cap bounds a missed wake and lets
+		 * us notice a consumer that was dropped */
+		uint32_t seq = atomic_load_explicit(&h->cons.space_seq, memory_order_seq_cst);
+		atomic_store_explicit(&h->slow.waiting, 1, memory_order_seq_cst);
+		refresh_limit(r);
+		if (end > r->limit) {
+			int64_t left = timeout_ns >= 0 ? timeout_ns - (t - t0) : 1000000;
+			futex_wait(&h->cons.space_seq, seq, left < 1000000 ? left : 1000000);
+		}
+		atomic_store_explicit(&h->slow.waiting, 0, memory_order_relaxed);
+	}
+	uint64_t held = (uint64_t)(now_ns() - t0);
+	atomic_store_explicit(&h->slow.held_ns,
+			      atomic_load_explicit(&h->slow.held_ns, memory_order_relaxed) + held,
+			      memory_order_relaxed);
+	return rc;
+}
+
+int ring_claim(mdb_ring *r, uint32_t type, uint32_t len, void **payload, int64_t timeout_ns)
+{
+	if (!r->producing)
+		return -EPERM;
+	if (len > r->max_payload || type == RING_PAD)
+		return len > r->max_payload ? -EMSGSIZE : -EINVAL;
+	uint64_t need = align8(sizeof(struct rec_hdr) + len);
+	uint64_t p = r->pos;
+	uint64_t off = p & r->mask;
+	uint64_t pad = (r->cap - off < need) ? r->cap - off : 0;
+	uint64_t end = p + pad + need;
+	if (end > r->limit) {
+		int rc = wait_space(r, end, timeout_ns);
+		if (rc < 0)
+			return rc;
+	}
+	/* P3: announce what we are about to overwrite before touching it;
+	 * pairs with C3 in ring_next */
+	atomic_store_explicit(&r->h->prod.intent, end, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	if (pad) {
+		struct rec_hdr *ph = (struct rec_hdr *)(r->data + off);
+		ph->len = (uint32_t)(pad - sizeof *ph);
+		ph->type = RING_PAD;
+		p += pad;
+		off = 0;
+	}
+	struct rec_hdr *rh = (struct rec_hdr *)(r->data + off);
+	rh->len = len;
+	rh->type = type;
+	r->claim_pos = p;
+	r->claim_end = p + need;
+	*payload = rh + 1;
+	return 0;
+}
+
+void ring_commit(mdb_ring *r)
+{
+	struct ring_hdr *h = r->h;
+	uint64_t p = r->claim_pos;
+	uint64_t seg = p >> r->seg_shift;
+	if (seg != r->last_seg) {
+		r->last_seg = seg;
+		atomic_store_explicit(&h->seg[seg & (SEGS - 1)], p, memory_order_release);
+	}
+	r->pos = r->claim_end;
+	r->records++;
+	r->bytes += ((struct rec_hdr *)(r->data + (p & r->mask)))->len;
+	atomic_store_explicit(&h->prod.records, r->records, memory_order_relaxed);
+	atomic_store_explicit(&h->prod.bytes, r->bytes, memory_order_relaxed);
+	/* P1/P2: publish the whole record; pairs with C1 (acquire load in
+	 * ring_next) and, with the load below, with C2 in ring_wait */
+	atomic_store_explicit(&h->prod.pos, r->pos, memory_order_seq_cst);
+	if (atomic_load_explicit(&h->cons.sleepers, memory_order_seq_cst)) {
+		atomic_fetch_add_explicit(&h->wake.seq, 1, memory_order_seq_cst);
+		futex_wake_all(&h->wake.seq);
+	}
+}
+
+int ring_publish(mdb_ring *r, uint32_t type, const void *data, uint32_t len, int64_t timeout_ns)
+{
+	void *dst;
+	int rc = ring_claim(r, type, len, &dst, timeout_ns);
+	if (rc < 0)
+		return rc;
+	memcpy(dst, data, len);
+	ring_commit(r);
+	return 0;
+}
+
+uint64_t ring_oldest(const mdb_ring *r)
+{
+	const struct ring_hdr *h = r->h;
+	uint64_t pos = atomic_load_explicit(&h->prod.pos, memory_order_acquire);
+	uint64_t intent = atomic_load_explicit(&h->prod.intent, memory_order_acquire);
+	if (intent < pos)
+		intent = pos;
+	if (intent <= r->cap)
+		return 0;
+	uint64_t lo = intent - r->cap;
+	for (uint64_t s = lo >> r->seg_shift; s <= pos >> r->seg_shift; s++) {
+		uint64_t e = atomic_load_explicit(&h->seg[s & (SEGS - 1)], memory_order_acquire);
+		if ((e >> r->seg_shift) == s && e >= lo && e <= pos)
+			return e;
+	}
+	return pos;
+}
+
+/* ---- consumers ---- */
+
+static void slot_lap(mdb_ring_consumer *c)
+{
+	c->laps++;
+	atomic_store_explicit(&c->slot->laps, c->laps, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->r->h->cons.laps, 1, memory_order_relaxed);
+}
+
+/* Choose where a new durable consumer starts and make the producer see it.
+ * C5: seq_cst store of the slot, then seq_cst load of prod_min; pairs with
+ * P5 in refresh_limit. The start must be >= prod_min: the producer only
+ * writes below prod_min + capacity, so nothing from there on is in flux. */
+static uint64_t durable_join(mdb_ring *r, struct slot *s, enum ring_from from)
+{
+	struct ring_hdr *h = r->h;
+	uint64_t pm = atomic_load_explicit(&h->slow.prod_min, memory_order_seq_cst);
+	for (;;) {
+		uint64_t p = from == RING_FROM_START ? ring_oldest(r) : ring_position(r);
+		if (p < pm)
+			p = pm <= ring_position(r) ? pm : ring_position(r);
+		atomic_store_explicit(&s->position, p, memory_order_seq_cst);
+		atomic_store_explicit(&s->state, SLOT_ACTIVE, memory_order_seq_cst);
+		uint64_t pm2 = atomic_load_explicit(&h->slow.prod_min, memory_order_seq_cst);
+		if (pm2 <= p)
+			return p;
+		pm = pm2;
+	}
+}
+
+mdb_ring_consumer *ring_consumer_open(mdb_ring *r, const char *name, enum ring_kind kind,
+				      enum ring_from from, int64_t spin_ns, int *err)
+{
+	int rc;
+	struct ring_hdr *h = r->h;
+	if (!name || strlen(name) >= RING_NAME_MAX || !*name ||
+	    (kind != RING_DURABLE && kind != RING_OBSERVER)) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	mdb_ring_consumer *c = calloc(1, sizeof *c);
+	if (!c) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (kind == RING_OBSERVER && !(c->buf = malloc(r->max_payload + 8))) {
+		free(c);
+		rc = -ENOMEM;
+		goto fail;
+	}
+	/* registration is rare: serialise it with a blocking lock on the
+	 * registry byte (released below: shm_unlock_byte at the end) */
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_REGISTRY, .l_len = 1};
+	while (fcntl(r->fd, F_OFD_SETLKW, &fl) < 0) {
+		if (errno != EINTR) {
+			rc = -errno;
+			goto fail_c;
+		}
+	}
+	int idx = -1, free_idx = -1;
+	for (int i = 0; i < RING_SLOTS; i++) {
+		struct slot *s = &h->slots[i];
+		uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+		if (st == SLOT_ACTIVE && strncmp(s->name, name, RING_NAME_MAX) == 0) {
+			idx = i;
+			break;
+		}
+		if (st == SLOT_FREE && free_idx < 0)
+			free_idx = i;
+	}
+	bool resumed = idx >= 0;
+	if (!resumed && free_idx < 0) {
+		rc = -ENOSPC;
+		goto fail_unlock;
+	}
+	if (!resumed)
+		idx = free_idx;
+	struct slot *s = &h->slots[idx];
+	rc = shm_lock_byte(r->fd, LOCK_SLOT0 + idx);
+	if (rc < 0)
+		goto fail_unlock; /* -EBUSY: a live process uses this name */
+	if (resumed && s->kind != (uint32_t)kind) {
+		/* a name changes kind only through a new slot; refuse quietly
+		 * turning a durable consumer into an observer and back */
+		shm_unlock_byte(r->fd, LOCK_SLOT0 + idx);
+		rc = -EEXIST;
+		goto fail_unlock;
+	}
+	c->r = r;
+	c->slot = s;
+	c->idx = idx;
+	c->kind = kind;
+	c->spin_ns = spin_ns;
+	atomic_store_explicit(&s->pid, (int32_t)getpid(), memory_order_relaxed);
+	if (resumed) {
+		c->pos = atomic_load_explicit(&s->position, memory_order_acquire);
+		c->laps = atomic_load_explicit(&s->laps, memory_order_relaxed);
+		c->records = atomic_load_explicit(&s->records, memory_order_relaxed);
+		uint64_t pub = ring_position(r);
+		if (c->pos > pub) /* the ring was recreated under us */
+			c->pos = pub;
+	} else {
+		memset(s->name, 0, sizeof s->name);
+		strcpy(s->name, name);
+		s->kind = kind;
+		atomic_store_explicit(&s->laps, 0, memory_order_relaxed);
+		atomic_store_explicit(&s->records, 0, memory_order_relaxed);
+		if (kind == RING_DURABLE) {
+			c->pos = durable_join(r, s, from);
+		} else {
+			c->pos = from == RING_FROM_START ? ring_oldest(r) : ring_position(r);
+			atomic_store_explicit(&s->position, c->pos, memory_order_relaxed);
+			atomic_store_explicit(&s->state, SLOT_ACTIVE, memory_order_release);
+		}
+	}
+	c->released = c->pos;
+	c->pub = ring_position(r);
+	shm_unlock_byte(r->fd, LOCK_REGISTRY);
+	return c;
+fail_unlock:
+	shm_unlock_byte(r->fd, LOCK_REGISTRY);
+fail_c:
+	free(c->buf);
+	free(c);
+fail:
+	if (err)
+		*err = rc;
+	return NULL;
+}
+
+void ring_release(mdb_ring_consumer *c)
+{
+	if (c->released == c->pos)
+		return;
+	c->released = c->pos;
+	/* C4: done with the bytes below pos; pairs with P4 in min_durable */
+	atomic_store_explicit(&c->slot->position, c->pos, memory_order_release);
+	atomic_store_explicit(&c->slot->records, c->records, memory_order_relaxed);
+	if (c->kind == RING_DURABLE &&
+	    atomic_load_explicit(&c->r->h->slow.waiting, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&c->r->h->cons.space_seq, 1, memory_order_seq_cst);
+		futex_wake_all(&c->r->h->cons.space_seq);
+	}
+}
+
+void ring_consumer_close(mdb_ring_consumer **cp)
+{
+	if (!cp || !*cp)
+		return;
+	mdb_ring_consumer *c = *cp;
+	ring_release(c);
+	if (c->kind == RING_OBSERVER)
+		atomic_store_explicit(&c->slot->state, SLOT_FREE, memory_order_release);
+	shm_unlock_byte(c->r->fd, LOCK_SLOT0 + c->idx);
+	free(c->buf);
+	free(c);
+	*cp = NULL;
+}
+
+int ring_consumer_drop(mdb_ring *r, const char *name)
+{
+	for (int i = 0; i < RING_SLOTS; i++) {
+		struct slot *s = &r->h->slots[i];
+		if (atomic_load_explicit(&s->state, memory_order_acquire) != SLOT_ACTIVE ||
+		    strncmp(s->name, name, RING_NAME_MAX) != 0)
+			continue;
+		/* holding the slot's lock ourselves proves nobody else does */
+		int rc = shm_lock_byte(r->fd, LOCK_SLOT0 + i);
+		if (rc < 0)
+			return rc;
+		atomic_store_explicit(&s->state, SLOT_FREE, memory_order_seq_cst);
+		shm_unlock_byte(r->fd, LOCK_SLOT0 + i);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int ring_next(mdb_ring_consumer *c, struct ring_rec *rec)
+{
+	mdb_ring *r = c->r;
+	ring_release(c);
+	for (;;) {
+		if (c->pos == c->pub) {
+			/* C1: pairs with P1 in ring_commit */
+			c->pub = atomic_load_explicit(&r->h->prod.pos, memory_order_acquire);
+			if (c->pos == c->pub)
+				return 0;
+		}
+		if (c->pub - c->pos > r->cap)
+			goto lapped; /* only an observer can fall this far behind */
+		uint64_t off = c->pos & r->mask;
+		const struct rec_hdr *rh = (const struct rec_hdr *)(r->data + off);
+		uint32_t len = rh->len, type = rh->type;
+		if (type == RING_PAD) {
+			if (c->kind == RING_OBSERVER) {
+				atomic_thread_fence(memory_order_acquire);
+				if (atomic_load_explicit(&r->h->prod.intent, memory_order_relaxed) -
+					c->pos > r->cap)
+					goto lapped;
+			}
+			c->pos += r->cap - off;
+			continue;
+		}
+		uint64_t need = align8(sizeof *rh + len);
+		if (len > r->max_payload || off + need > r->cap) {
+			if (c->kind == RING_OBSERVER)
+				goto lapped; /* a torn header: we were overwritten */
+			return -EPROTO;
+		}
+		const void *payload = rh + 1;
+		if (c->kind == RING_OBSERVER) {
+			memcpy(c->buf, payload, len);
+			/* C3: pairs with P3 in ring_claim; if the producer announced
+			 * writing past our record's lap, the copy may be torn */
+			atomic_thread_fence(memory_order_acquire);
+			if (atomic_load_explicit(&r->h->prod.intent, memory_order_relaxed) - c->pos >
+			    r->cap)
+				goto lapped;
+			payload = c->buf;
+		}
+		rec->type = type;
+		rec->len = len;
+		rec->data = payload;
+		rec->pos = c->pos;
+		c->pos += need;
+		c->records++;
+		return 1;
+	lapped:
+		slot_lap(c);
+		c->pos = c->pub = atomic_load_explicit(&r->h->prod.pos, memory_order_acquire);
+		c->released = c->pos;
+		atomic_store_explicit(&c->slot->position, c->pos, memory_order_relaxed);
+		return RING_LAPPED;
+	}
+}
+
+static inline bool ready(mdb_ring_consumer *c, memory_order mo)
+{
+	return atomic_load_explicit(&c->r->h->prod.pos, mo) != c->pos;
+}
+
+/* Spin up to spin_ns (forever when < 0, bounded by deadline). True if ready. */
+static bool spin(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t deadline)
+{
+	if (spin_ns == 0)
+		return false;
+	int64_t until = spin_ns < 0 ? deadline : now_ns() + spin_ns;
+	if (deadline >= 0 && until > deadline)
+		until = deadline;
+	for (;;) {
+		for (int k = 0; k < 128; k++) {
+			for (int i = 0; i < n; i++)
+				if (ready(cs[i], memory_order_acquire))
+					return true;
+			cpu_relax();
+		}
+		if (until >= 0 && now_ns() >= until)
+			return false;
+	}
+}
+
+int ring_wait_any(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeout_ns)
+{
+	if (n <= 0 || n > FUTEX_WAITV_MAX)
+		return -EINVAL;
+	int64_t deadline = timeout_ns >= 0 ? now_ns() + timeout_ns : -1;
+	for (int i = 0; i < n; i++) {
+		ring_release(cs[i]);
+		if (ready(cs[i], memory_order_acquire))
+			return 1;
+	}
+	if (spin(cs, n, spin_ns, deadline))
+		return 1;
+	struct futex_waitv w[FUTEX_WAITV_MAX];
+	for (;;) {
+		bool any = false;
+		for (int i = 0; i < n; i++) {
+			struct ring_hdr *h = cs[i]->r->h;
+			w[i] = (struct futex_waitv){
+				.val = atomic_load_explicit(&h->wake.seq, memory_order_seq_cst),
+				.uaddr = (uintptr_t)&h->wake.seq,
+				.flags = FUTEX_32,
+			};
+			/* C2: announce the sleep, then look once more; pairs with
+			 * P2 in ring_commit */
+			atomic_fetch_add_explicit(&h->cons.sleepers, 1, memory_order_seq_cst);
+		}
+		for (int i = 0; i < n; i++)
+			any |= ready(cs[i], memory_order_seq_cst);
+		long rc = 0;
+		if (!any) {
+			struct timespec ts; /* futex_waitv takes an absolute time */
+			if (deadline >= 0) {
+				ts.tv_sec = deadline / 1000000000LL;
+				ts.tv_nsec = deadline % 1000000000LL;
+			}
+			rc = syscall(SYS_futex_waitv, w, (unsigned)n, 0,
+				     deadline >= 0 ? &ts : NULL, CLOCK_MONOTONIC);
+			if (rc < 0)
+				rc = -errno;
+		}
+		for (int i = 0; i < n; i++)
+			atomic_fetch_sub_explicit(&cs[i]->r->h->cons.sleepers, 1,
+						  memory_order_relaxed);
+		for (int i = 0; i < n; i++)
+			if (ready(cs[i], memory_order_acquire))
+				return 1;
+		if (rc == -EINTR)
+			return -EINTR;
+		if (deadline >= 0 && now_ns() >= deadline)
+			return 0;
+		if (rc < 0 && rc != -EAGAIN && rc != -ETIMEDOUT)
+			return (int)rc;
+	}
+}
+
+int ring_wait(mdb_ring_consumer *c, int64_t timeout_ns)
+{
+	ring_release(c);
+	if (ready(c, memory_order_acquire))
+		return 1;
+	int64_t deadline = timeout_ns >= 0 ? now_ns() + timeout_ns : -1;
+	mdb_ring_consumer *one[1] = {c};
+	if (spin(one, 1, c->spin_ns, deadline))
+		return 1;
+	struct ring_hdr *h = c->r->h;
+	for (;;) {
+		uint32_t seq = atomic_load_explicit(&h->wake.seq, memory_order_seq_cst);
+		/* C2: pairs with P2 in ring_commit */
+		atomic_fetch_add_explicit(&h->cons.sleepers, 1, memory_order_seq_cst);
+		int rc = 0;
+		if (!ready(c, memory_order_seq_cst)) {
+			int64_t left = -1;
+			if (deadline >= 0) {
+				left = deadline - now_ns();
+				if (left < 0)
+					left = 0;
+			}
+			rc = futex_wait(&h->wake.seq, seq, left);
+		}
+		atomic_fetch_sub_explicit(&h->cons.sleepers, 1, memory_order_relaxed);
+		if (ready(c, memory_order_acquire))
+			return 1;
+		if (rc == -EINTR)
+			return -EINTR;
+		if (deadline >= 0 && now_ns() >= deadline)
+			return 0;
+	}
+}
+
+uint64_t ring_consumer_position(const mdb_ring_consumer *c)
+{
+	return c->pos;
+}
+
+void ring_seek(mdb_ring_consumer *c, uint64_t pos)
+{
+	c->pos = pos;
+	c->pub = ring_position(c->r);
+	if (c->pos > c->pub)
+		c->pos = c->pub;
+	c->released = c->pos;
+	/* C4 as in ring_release: the producer may now reuse what lies below */
+	atomic_store_explicit(&c->slot->position, c->pos, memory_order_release);
+}
+
+uint64_t ring_consumer_laps(const mdb_ring_consumer *c)
+{
+	return c->laps;
+}
+
+int ring_info(mdb_ring *r, struct ring_info *out)
+{
+	struct ring_hdr *h = r->h;
+	memset(out, 0, sizeof *out);
+	out->capacity = r->cap;
+	out->position = ring_position(r);
+	out->oldest = ring_oldest(r);
+	out->producer_pid = atomic_load_explicit(&h->owner.pid, memory_order_relaxed);
+	out->producer_epoch = atomic_load_explicit(&h->owner.epoch, memory_order_relaxed);
+	out->producer_alive = r->producing || shm_byte_locked(r->fd, LOCK_PRODUCER);
+	out->records = atomic_load_explicit(&h->prod.records, memory_order_relaxed);
+	out->bytes = atomic_load_explicit(&h->prod.bytes, memory_order_relaxed);
+	out->laps = atomic_load_explicit(&h->cons.laps, memory_order_relaxed);
+	out->held_ns = atomic_load_explicit(&h->slow.held_ns, memory_order_relaxed);
+	out->sleepers = atomic_load_explicit(&h->cons.sleepers, memory_order_relaxed);
+	for (int i = 0; i < RING_SLOTS; i++) {
+		struct slot *s = &h->slots[i];
+		if (atomic_load_explicit(&s->state, memory_order_acquire) != SLOT_ACTIVE)
+			continue;
+		struct ring_slot_info *si = &out->slots[out->nslots++];
+		memcpy(si->name, s->name, RING_NAME_MAX);
+		si->name[RING_NAME_MAX - 1] = '\0';
+		si->kind = s->kind;
+		si->pid = atomic_load_explicit(&s->pid, memory_order_relaxed);
+		si->alive = shm_byte_locked(r->fd, LOCK_SLOT0 + i);
+		si->position = atomic_load_explicit(&s->position, memory_order_acquire);
+		si->laps = atomic_load_explicit(&s->laps, memory_order_relaxed);
+		si->records = atomic_load_explicit(&s->records, memory_order_relaxed);
+	}
+	return 0;
+}
