@@ -59,4 +59,11 @@ int cli_parse_size(const char *s, unsigned long long *out);
  * nanoseconds. Returns 0 or -EINVAL. */
 int cli_parse_duration(const char *s, long long *out_ns);
 
+/* Ignore SIGPIPE (a closed stdout becomes -EPIPE from write) and make
+ * SIGINT/SIGTERM set a flag and interrupt blocking waits (no SA_RESTART), so
+ * the main loop sees -EINTR, checks cli_stopping() and finishes cleanly.
+ * The handler only stores the flag; all work happens in the loop. */
+void cli_catch_signals(void);
+bool cli_stopping(void);
+
 #endif

@@ -113,6 +113,11 @@ int record_encode(const struct mdb_record *r, uint8_t *buf, size_t cap);
  * Returns the type (> 0), or -EBADMSG with *why set to a static reason. */
 int record_peek(const uint8_t *data, size_t len, char *sym, size_t symsz, const char **why);
 
+/* Size of the first complete MessagePack object in data[0..len): > 0, 0 when
+ * more bytes are needed to tell, or -EBADMSG. Allocates nothing. Used to cut
+ * a MessagePack stream (stdin) into records. */
+int record_span(const uint8_t *data, size_t len);
+
 /* A decoder/converter with reusable scratch memory. */
 typedef struct mdb_codec mdb_codec;
 mdb_codec *codec_new(void);

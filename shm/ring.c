@@ -169,24 +169,6 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static int futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns)
-{
-	struct timespec ts, *tsp = NULL;
-	if (timeout_ns >= 0) {
-		ts.tv_sec = timeout_ns / 1000000000LL;
-		ts.tv_nsec = timeout_ns % 1000000000LL;
-		tsp = &ts;
-	}
-	/* shared (not FUTEX_PRIVATE): waiter and waker are different processes */
-	long rc = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, val, tsp, NULL, 0);
-	return rc < 0 ? -errno : 0;
-}
-
-static void futex_wake_all(_Atomic uint32_t *addr)
-{
-	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
-
 static int ring_file(char *buf, size_t size, const char *name, bool mkdirs)
 {
 	if (!shm_name_ok(name))
@@ -412,7 +394,7 @@ static int wait_space(mdb_ring *r, uint64_t end, int64_t timeout_ns)
 		refresh_limit(r);
 		if (end > r->limit) {
 			int64_t left = timeout_ns >= 0 ? timeout_ns - (t - t0) : 1000000;
-			futex_wait(&h->cons.space_seq, seq, left < 1000000 ? left : 1000000);
+			shm_futex_wait(&h->cons.space_seq, seq, left < 1000000 ? left : 1000000);
 		}
 		atomic_store_explicit(&h->slow.waiting, 0, memory_order_relaxed);
 	}
@@ -478,7 +460,7 @@ void ring_commit(mdb_ring *r)
 	atomic_store_explicit(&h->prod.pos, r->pos, memory_order_seq_cst);
 	if (atomic_load_explicit(&h->cons.sleepers, memory_order_seq_cst)) {
 		atomic_fetch_add_explicit(&h->wake.seq, 1, memory_order_seq_cst);
-		futex_wake_all(&h->wake.seq);
+		shm_futex_wake(&h->wake.seq);
 	}
 }
 
@@ -652,7 +634,7 @@ void ring_release(mdb_ring_consumer *c)
 	if (c->kind == RING_DURABLE &&
 	    atomic_load_explicit(&c->r->h->slow.waiting, memory_order_relaxed)) {
 		atomic_fetch_add_explicit(&c->r->h->cons.space_seq, 1, memory_order_seq_cst);
-		futex_wake_all(&c->r->h->cons.space_seq);
+		shm_futex_wake(&c->r->h->cons.space_seq);
 	}
 }
 
@@ -772,23 +754,20 @@ static bool spin(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t deadlin
 	}
 }
 
-int ring_wait_any(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeout_ns)
+/* Sleep until some ring's published position differs from pos[i], the
+ * deadline passes, or *ctl != ctl_val (when ctl is set). One futex_waitv()
+ * over every ring's wake word (and ctl). Returns 1 moved, 0 timed out,
+ * 2 ctl changed, -EINTR or -errno. */
+static int sleep_moved(mdb_ring **rs, const uint64_t *pos, int n, _Atomic uint32_t *ctl,
+		       uint32_t ctl_val, int64_t deadline)
 {
-	if (n <= 0 || n > FUTEX_WAITV_MAX)
-		return -EINVAL;
-	int64_t deadline = timeout_ns >= 0 ? now_ns() + timeout_ns : -1;
-	for (int i = 0; i < n; i++) {
-		ring_release(cs[i]);
-		if (ready(cs[i], memory_order_acquire))
-			return 1;
-	}
-	if (spin(cs, n, spin_ns, deadline))
-		return 1;
 	struct futex_waitv w[FUTEX_WAITV_MAX];
+	if (n <= 0 || n + (ctl != NULL) > FUTEX_WAITV_MAX)
+		return -EINVAL;
 	for (;;) {
 		bool any = false;
 		for (int i = 0; i < n; i++) {
-			struct ring_hdr *h = cs[i]->r->h;
+			struct ring_hdr *h = rs[i]->h;
 			w[i] = (struct futex_waitv){
 				.val = atomic_load_explicit(&h->wake.seq, memory_order_seq_cst),
 				.uaddr = (uintptr_t)&h->wake.seq,
@@ -798,8 +777,11 @@ int ring_wait_any(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeou
 			 * P2 in ring_commit */
 			atomic_fetch_add_explicit(&h->cons.sleepers, 1, memory_order_seq_cst);
 		}
+		int nw = n;
+		if (ctl)
+			w[nw++] = (struct futex_waitv){.val = ctl_val, .uaddr = (uintptr_t)ctl, .flags = FUTEX_32};
 		for (int i = 0; i < n; i++)
-			any |= ready(cs[i], memory_order_seq_cst);
+			any |= atomic_load_explicit(&rs[i]->h->prod.pos, memory_order_seq_cst) != pos[i];
 		long rc = 0;
 		if (!any) {
 			struct timespec ts; /* futex_waitv takes an absolute time */
@@ -807,17 +789,18 @@ int ring_wait_any(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeou
 				ts.tv_sec = deadline / 1000000000LL;
 				ts.tv_nsec = deadline % 1000000000LL;
 			}
-			rc = syscall(SYS_futex_waitv, w, (unsigned)n, 0,
-				     deadline >= 0 ? &ts : NULL, CLOCK_MONOTONIC);
+			rc = syscall(SYS_futex_waitv, w, (unsigned)nw, 0, deadline >= 0 ? &ts : NULL,
+				     CLOCK_MONOTONIC);
 			if (rc < 0)
 				rc = -errno;
 		}
 		for (int i = 0; i < n; i++)
-			atomic_fetch_sub_explicit(&cs[i]->r->h->cons.sleepers, 1,
-						  memory_order_relaxed);
+			atomic_fetch_sub_explicit(&rs[i]->h->cons.sleepers, 1, memory_order_relaxed);
 		for (int i = 0; i < n; i++)
-			if (ready(cs[i], memory_order_acquire))
+			if (atomic_load_explicit(&rs[i]->h->prod.pos, memory_order_acquire) != pos[i])
 				return 1;
+		if (ctl && atomic_load_explicit(ctl, memory_order_acquire) != ctl_val)
+			return 2;
 		if (rc == -EINTR)
 			return -EINTR;
 		if (deadline >= 0 && now_ns() >= deadline)
@@ -825,6 +808,33 @@ int ring_wait_any(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeou
 		if (rc < 0 && rc != -EAGAIN && rc != -ETIMEDOUT)
 			return (int)rc;
 	}
+}
+
+int ring_wait_any(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeout_ns)
+{
+	if (n <= 0 || n > FUTEX_WAITV_MAX - 1)
+		return -EINVAL;
+	int64_t deadline = timeout_ns >= 0 ? now_ns() + timeout_ns : -1;
+	for (int i = 0; i < n; i++) {
+		ring_release(cs[i]);
+		if (ready(cs[i], memory_order_acquire))
+			return 1;
+	}
+	if (spin(cs, n, spin_ns, deadline))
+		return 1;
+	mdb_ring *rs[FUTEX_WAITV_MAX];
+	uint64_t pos[FUTEX_WAITV_MAX];
+	for (int i = 0; i < n; i++) {
+		rs[i] = cs[i]->r;
+		pos[i] = cs[i]->pos;
+	}
+	return sleep_moved(rs, pos, n, NULL, 0, deadline);
+}
+
+int ring_sleep_moved(mdb_ring *r, uint64_t pos, _Atomic uint32_t *ctl, uint32_t ctl_val,
+		     int64_t timeout_ns)
+{
+	return sleep_moved(&r, &pos, 1, ctl, ctl_val, timeout_ns >= 0 ? now_ns() + timeout_ns : -1);
 }
 
 int ring_wait(mdb_ring_consumer *c, int64_t timeout_ns)
@@ -849,7 +859,7 @@ int ring_wait(mdb_ring_consumer *c, int64_t timeout_ns)
 				if (left < 0)
 					left = 0;
 			}
-			rc = futex_wait(&h->wake.seq, seq, left);
+			rc = shm_futex_wait(&h->wake.seq, seq, left);
 		}
 		atomic_fetch_sub_explicit(&h->cons.sleepers, 1, memory_order_relaxed);
 		if (ready(c, memory_order_acquire))

@@ -19,6 +19,7 @@
 #ifndef MDB_RING_H
 #define MDB_RING_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -138,6 +139,13 @@ uint64_t ring_consumer_laps(const mdb_ring_consumer *c);
 /* Wait on several consumers at once (fan-in): spin, then one futex_waitv()
  * on all their rings. Returns 1 when any is ready, 0 on timeout, -errno. */
 int ring_wait_any(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeout_ns);
+
+/* For a watcher thread that turns ring activity into an fd event: sleep
+ * until r's published position differs from pos, or *ctl (a word another
+ * thread changes and then wakes with shm_futex_wake) differs from ctl_val.
+ * Returns 1 moved, 2 ctl changed, 0 timed out, -EINTR. */
+int ring_sleep_moved(mdb_ring *r, uint64_t pos, _Atomic uint32_t *ctl, uint32_t ctl_val,
+		     int64_t timeout_ns);
 
 /* ---- inspection (mdb-ring stat) ---- */
 

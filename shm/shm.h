@@ -4,7 +4,9 @@
 #define MDB_SHM_H
 
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* $MDB_SHM_DIR, or /dev/shm/mdb. */
@@ -23,6 +25,13 @@ int shm_lock_byte(int fd, off_t off);
 void shm_unlock_byte(int fd, off_t off);
 /* True when some other open file description holds a lock on byte `off`. */
 bool shm_byte_locked(int fd, off_t off);
+
+/* FUTEX_WAIT on a 32-bit word in shared memory while it holds val, for at
+ * most timeout_ns (< 0: forever). Returns 0, -EAGAIN (it did not hold val),
+ * -ETIMEDOUT or -EINTR. */
+int shm_futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns);
+/* Wake every waiter on addr. */
+void shm_futex_wake(_Atomic uint32_t *addr);
 
 /* Is `name` a safe file name component (1..47 chars of [A-Za-z0-9._@-],
  * not starting with '.')? */

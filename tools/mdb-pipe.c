@@ -1,4 +1,189 @@
-int main(void)
+/* mdb-pipe - copy records from its inputs to its outputs.
+ *
+ * Bridges rings, stdio and ZeroMQ, converting between MessagePack and JSON
+ * lines on the way: this is how a pipeline spans two hosts, or how a shell
+ * script feeds a ring.
+ */
+#include "cli.h"
+#include "counters.h"
+#include "endpoint.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum {
+	OPT_OBSERVER = CLI_OPT_FIRST_TOOL,
+	OPT_FROM,
+	OPT_RING_SIZE,
+	OPT_TOPIC,
+	OPT_JSON_IN,
+	OPT_JSON_OUT,
+};
+
+static _Noreturn void usage(FILE *out)
 {
-	return 0;
+	fprintf(out,
+		"usage: mdb-pipe [-i ENDPOINT]... [-o ENDPOINT]... [--name NAME] [--json]\n"
+		"                [--json-in] [--json-out] [--observer] [--from start|end]\n"
+		"                [--ring-size SIZE] [--topic PREFIX]\n"
+		"Copy records from every input to every output.\n" CLI_USAGE
+		"      --json-in           only stdin carries JSON lines\n"
+		"      --json-out          only stdout carries JSON lines\n"
+		"      --observer          join input rings as an observer (never hold the producer)\n"
+		"      --from start|end    where a new consumer starts in an input ring (default end)\n"
+		"      --ring-size SIZE    capacity of rings this creates (default 64M)\n"
+		"      --topic PREFIX      ZeroMQ inputs: only topics starting with PREFIX (e.g. bar/ES)\n");
+	exit(out == stdout ? 0 : 2);
+}
+
+static int64_t wall_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    CLI_LONGOPTS,
+	    {"observer", no_argument, NULL, OPT_OBSERVER},
+	    {"from", required_argument, NULL, OPT_FROM},
+	    {"ring-size", required_argument, NULL, OPT_RING_SIZE},
+	    {"topic", required_argument, NULL, OPT_TOPIC},
+	    {"json-in", no_argument, NULL, OPT_JSON_IN},
+	    {"json-out", no_argument, NULL, OPT_JSON_OUT},
+	    {NULL, 0, NULL, 0},
+	};
+	struct mdb_cli cli = {0};
+	bool json_in = false, json_out = false;
+	struct ep_opts eo;
+	ep_opts_default(&eo);
+	log_init(argv[0]);
+	int opt;
+	while ((opt = getopt_long(argc, argv, CLI_SHORTOPTS, longopts, NULL)) != -1) {
+		int rc = cli_option(&cli, opt, optarg);
+		if (rc < 0)
+			die(2, "at most %d inputs and %d outputs", CLI_MAX_ENDPOINTS, CLI_MAX_ENDPOINTS);
+		if (rc > 0)
+			continue;
+		unsigned long long size;
+		switch (opt) {
+		case OPT_OBSERVER:
+			eo.kind = RING_OBSERVER;
+			break;
+		case OPT_FROM:
+			if (strcmp(optarg, "start") == 0)
+				eo.from = RING_FROM_START;
+			else if (strcmp(optarg, "end") == 0)
+				eo.from = RING_FROM_END;
+			else
+				die(2, "--from takes start or end, not '%s'", optarg);
+			break;
+		case OPT_RING_SIZE:
+			if (cli_parse_size(optarg, &size) < 0)
+				die(2, "--ring-size: not a size: '%s'", optarg);
+			eo.ring_capacity = size;
+			break;
+		case OPT_JSON_IN:
+			json_in = true;
+			break;
+		case OPT_JSON_OUT:
+			json_out = true;
+			break;
+		case OPT_TOPIC:
+			eo.zmq_topic = optarg;
+			break;
+		default:
+			usage(stderr);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (cli.help)
+		usage(stdout);
+	if (cli.version) {
+		cli_print_version("mdb-pipe");
+		return 0;
+	}
+	if (argc > 0)
+		usage(stderr);
+	eo.name = cli.name ? cli.name : "mdb-pipe";
+	eo.json_in = cli.json || json_in;
+	eo.json_out = cli.json || json_out;
+	for (int i = 0; i < cli.nin; i++) {
+		const char *why;
+		if (ep_parse_check(cli.in[i], &why) < 0)
+			die(2, "%s: %s", cli.in[i], why);
+	}
+	for (int i = 0; i < cli.nout; i++) {
+		const char *why;
+		if (ep_parse_check(cli.out[i], &why) < 0)
+			die(2, "%s: %s", cli.out[i], why);
+	}
+
+	/* init */
+	char msg[512];
+	int err = 0;
+	cli_catch_signals();
+	mdb_counters *cnt = counters_open("mdb-pipe", eo.name, &err);
+	if (!cnt)
+		logmsg(LOG_WARNING, "counters: %s (continuing without)", strerror(-err));
+	mdb_counter *c_in = counter_get(cnt, "in"), *c_out = counter_get(cnt, "out"),
+		    *c_rej = counter_get(cnt, "rejects"), *c_err = counter_get(cnt, "errors"),
+		    *c_laps = counter_get(cnt, "laps"), *c_last = counter_get(cnt, "last_update_ns");
+	mdb_inputs *in = inputs_open(cli.in, cli.nin, &eo, &err, msg, sizeof msg);
+	if (!in)
+		die(err == -EINVAL ? 2 : 1, "%s", msg);
+	mdb_outputs *out = outputs_open(cli.out, cli.nout, &eo, &err, msg, sizeof msg);
+	if (!out)
+		die(err == -EINVAL ? 2 : 1, "%s", msg);
+
+	/* loop */
+	int status = 0;
+	struct mdb_msg m;
+	while (!cli_stopping()) {
+		int rc = inputs_read(in, &m, 0);
+		if (rc == 0) {
+			/* idle: push buffered output out before sleeping */
+			if (outputs_flush(out) == -EPIPE)
+				break;
+			rc = inputs_read(in, &m, -1);
+		}
+		if (rc == 0 || rc == -EINTR)
+			continue;
+		if (rc == -EPIPE)
+			break; /* every input has ended */
+		if (rc == -EBADMSG) {
+			counter_add(c_rej, 1);
+			logmsg(LOG_WARNING, "rejected: %s", inputs_error(in));
+			continue;
+		}
+		if (rc < 0) {
+			logmsg(LOG_ERR, "read: %s", strerror(-rc));
+			status = 1;
+			break;
+		}
+		counter_add(c_in, 1);
+		rc = outputs_write(out, &m);
+		if (rc == -EPIPE)
+			break; /* downstream went away: nothing left to do */
+		if (rc < 0) {
+			counter_add(c_err, 1);
+			logmsg(LOG_WARNING, "write: %s", strerror(-rc));
+		} else {
+			counter_add(c_out, 1);
+		}
+		counter_set(c_laps, inputs_laps(in));
+		counter_set(c_last, (uint64_t)wall_ns());
+	}
+
+	/* finish */
+	outputs_close(&out);
+	inputs_close(&in);
+	counters_close(&cnt);
+	return status;
 }
