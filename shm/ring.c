@@ -560,6 +560,14 @@ mdb_ring_consumer *ring_consumer_open(mdb_ring *r, const char *name, enum ring_k
 			idx = i;
 			break;
 		}
+		/* an observer whose process died (killed mdb-tap.PID) would hold
+		 * its slot forever: reclaim it, proving it dead by taking its lock */
+		if (st == SLOT_ACTIVE && s->kind == RING_OBSERVER &&
+		    shm_lock_byte(r->fd, LOCK_SLOT0 + i) == 0) {
+			atomic_store_explicit(&s->state, SLOT_FREE, memory_order_release);
+			shm_unlock_byte(r->fd, LOCK_SLOT0 + i);
+			st = SLOT_FREE;
+		}
 		if (st == SLOT_FREE && free_idx < 0)
 			free_idx = i;
 	}

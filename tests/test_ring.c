@@ -612,3 +612,27 @@ Test(ring, durable_from_start_after_wraps_sees_intact_records)
 	ring_consumer_close(&c);
 	ring_close(&r);
 }
+
+Test(ring, dead_observer_slots_are_reclaimed)
+{
+	mdb_ring *r = make("obs", 4096);
+	/* more killed observers than there are slots */
+	for (int i = 0; i < RING_SLOTS + 4; i++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			int err;
+			mdb_ring *cr = ring_open("obs", &err);
+			char name[32];
+			snprintf(name, sizeof name, "tap.%d", i);
+			_exit(ring_consumer_open(cr, name, RING_OBSERVER, RING_FROM_END, 0, &err) ? 0 : 1);
+		}
+		int st;
+		waitpid(pid, &st, 0);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "observer %d found a slot", i);
+	}
+	struct ring_info info;
+	ring_info(r, &info);
+	cr_expect_eq(info.nslots, 1, "only the last dead observer's slot is left");
+	cr_expect_not(info.slots[0].alive);
+	ring_close(&r);
+}
