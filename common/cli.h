@@ -28,11 +28,13 @@ enum {
 #define CLI_USAGE                                                                                  \
 	"  -i, --input ENDPOINT    read from ENDPOINT (repeatable; default -)\n"                     \
 	"  -o, --output ENDPOINT   write to ENDPOINT (repeatable; default -)\n"                      \
-	"      --name NAME         consumer name in input rings\n"                                    \
+	"      --name NAME         consumer name in input rings (default: the tool's name)\n"       \
 	"      --json              stdin/stdout carry JSON lines, not MessagePack\n"                 \
 	"  -h, --help              show this help\n"                                                  \
-	"  -V, --version           show the version\n"                                                \
-	"ENDPOINT is ring:NAME, -, zmq+tcp://HOST:PORT or zmq+ipc://PATH.\n"
+	"  -V, --version           show the version\n"
+
+/* The last line of every usage text that takes endpoints. */
+#define CLI_USAGE_ENDPOINTS "ENDPOINT is ring:NAME, -, zmq+tcp://HOST:PORT or zmq+ipc://PATH.\n"
 
 struct mdb_cli {
 	const char *in[CLI_MAX_ENDPOINTS];

@@ -59,6 +59,7 @@ struct mdb_inputs {
 	int n;
 	int next; /* round robin start */
 	bool json;
+	bool manual; /* durable rings advance only in inputs_release() */
 	bool all_rings;
 	int64_t spin_ns;
 	mdb_codec *codec;
@@ -98,13 +99,29 @@ void ep_opts_default(struct ep_opts *o)
 	o->publish_timeout_ns = -1;
 }
 
-/* ZeroMQ needs one context per process; it lives until exit. */
-static void *zctx(void)
+/* One ZeroMQ context per process, shared by every socket and terminated
+ * with the last one, so a PUB socket's linger really flushes queued records
+ * before the process exits. */
+static void *zctx_ptr;
+static int zctx_refs;
+
+static void *zsocket(int type)
 {
-	static void *ctx;
-	if (!ctx)
-		ctx = zmq_ctx_new();
-	return ctx;
+	if (!zctx_ptr && !(zctx_ptr = zmq_ctx_new()))
+		return NULL;
+	void *sock = zmq_socket(zctx_ptr, type);
+	if (sock)
+		zctx_refs++;
+	return sock;
+}
+
+static void zclose(void *sock)
+{
+	zmq_close(sock);
+	if (--zctx_refs == 0) {
+		zmq_ctx_term(zctx_ptr); /* waits for lingering messages */
+		zctx_ptr = NULL;
+	}
 }
 
 static int parse(const char *uri, enum ep_kind *kind, const char **rest, const char **why)
@@ -172,7 +189,7 @@ static void *watch_ring(void *arg)
 		}
 		seen = c;
 		uint64_t p = atomic_load_explicit(&e->armed_pos, memory_order_acquire);
-		if (ring_sleep_moved(e->ring, p, &e->ctl, c, -1) == 1) {
+		if (ring_sleep_moved(e->c, p, &e->ctl, c, -1) == 1) {
 			uint64_t one = 1;
 			(void)!write(e->efd, &one, sizeof one);
 		}
@@ -193,9 +210,12 @@ static int in_open(struct ep_in *e, const char *uri, const struct ep_opts *o, ch
 	}
 	switch (e->kind) {
 	case EP_RING:
-		e->ring = ring_open_or_create(rest, o, &rc);
+		e->ring = o->no_create ? ring_open(rest, &rc) : ring_open_or_create(rest, o, &rc);
 		if (!e->ring) {
-			snprintf(errbuf, errlen, "%s: %s", uri, strerror(-rc));
+			snprintf(errbuf, errlen, "%s: %s", uri,
+				 rc == -ENOENT	 ? "no such ring"
+				 : rc == -EPROTO ? "not an mdb ring (or another version)"
+						 : strerror(-rc));
 			return rc;
 		}
 		e->c = ring_consumer_open(e->ring, o->name, o->kind, o->from, o->spin_ns, &rc);
@@ -207,6 +227,7 @@ static int in_open(struct ep_in *e, const char *uri, const struct ep_opts *o, ch
 						 : strerror(-rc));
 			return rc;
 		}
+		ring_set_manual_release(e->c, o->manual_release);
 		return 0;
 	case EP_STDIO:
 		e->fd = STDIN_FILENO;
@@ -215,7 +236,7 @@ static int in_open(struct ep_in *e, const char *uri, const struct ep_opts *o, ch
 		e->line = 1;
 		return e->buf ? 0 : -ENOMEM;
 	case EP_ZMQ:
-		e->sock = zmq_socket(zctx(), ZMQ_SUB);
+		e->sock = zsocket(ZMQ_SUB);
 		if (!e->sock)
 			goto zerr;
 		if (o->zmq_hwm > 0)
@@ -251,7 +272,7 @@ static void in_close(struct ep_in *e)
 	if (e->sock) {
 		int zero = 0;
 		zmq_setsockopt(e->sock, ZMQ_LINGER, &zero, sizeof zero);
-		zmq_close(e->sock);
+		zclose(e->sock);
 	}
 }
 
@@ -273,6 +294,7 @@ mdb_inputs *inputs_open(const char *const *uris, int n, const struct ep_opts *o,
 	}
 	in->n = n;
 	in->json = o->json_in;
+	in->manual = o->manual_release;
 	in->spin_ns = o->spin_ns;
 	int nstdio = 0, nrings = 0;
 	for (int i = 0; i < n; i++) {
@@ -407,11 +429,18 @@ static int parse_stdio(mdb_inputs *in, struct ep_in *e, struct mdb_msg *m)
 		return 0;
 	uint64_t off = e->offset;
 	if (n <= 0) {
-		/* skip a byte: the stream may carry one damaged record */
-		e->start++;
-		e->offset++;
-		return bad(in, m, p, 1, "stdin offset %lu: %s", (unsigned long)off,
-			   n == 0 ? "truncated record at end of input" : "not MessagePack");
+		/* resynchronise at the next byte that can start a map, and report
+		 * the skipped bytes once */
+		size_t skip = 1;
+		while (skip < avail && !((p[skip] & 0xf0) == 0x80 || p[skip] == 0xde || p[skip] == 0xdf))
+			skip++;
+		if (n == 0)
+			skip = avail; /* at end of input: the rest is a torn record */
+		e->start += skip;
+		e->offset += skip;
+		return bad(in, m, p, skip, "stdin offset %lu: %s (%zu bytes skipped)",
+			   (unsigned long)off,
+			   n == 0 ? "truncated record at end of input" : "not a MessagePack map", skip);
 	}
 	e->start += (size_t)n;
 	e->offset += (size_t)n;
@@ -537,7 +566,8 @@ static int wait_fds(mdb_inputs *in, int64_t timeout_ns)
 		switch (e->kind) {
 		case EP_RING:
 			if (!e->armed) {
-				ring_release(e->c);
+				if (!in->manual)
+					ring_release(e->c);
 				atomic_store_explicit(&e->armed_pos, ring_consumer_position(e->c),
 						      memory_order_release);
 				atomic_fetch_add_explicit(&e->ctl, 1, memory_order_release);
@@ -669,7 +699,7 @@ static int out_open(struct ep_out *e, const char *uri, const struct ep_opts *o, 
 	case EP_STDIO:
 		return 0;
 	case EP_ZMQ: {
-		e->sock = zmq_socket(zctx(), ZMQ_PUB);
+		e->sock = zsocket(ZMQ_PUB);
 		if (!e->sock)
 			goto zerr;
 		if (o->zmq_hwm > 0)
@@ -815,7 +845,7 @@ void outputs_close(mdb_outputs **outp)
 	for (int i = 0; out->out && i < out->n; i++) {
 		ring_close(&out->out[i].ring);
 		if (out->out[i].sock)
-			zmq_close(out->out[i].sock);
+			zclose(out->out[i].sock);
 	}
 	free(out->out);
 	free(out->wbuf);

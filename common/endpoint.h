@@ -43,6 +43,8 @@ struct ep_opts {
 	int64_t publish_timeout_ns;/* how long a ring output waits for durable consumers; < 0 forever */
 	const char *zmq_topic;     /* SUB filter prefix ("" or NULL: everything) */
 	int zmq_hwm;               /* ZeroMQ high-water mark in messages (0: library default) */
+	bool manual_release;       /* durable input rings advance only in inputs_release() */
+	bool no_create;            /* input rings must exist (mdb-tap: a typo is an error) */
 };
 
 /* Defaults: durable, from the end, 20 us spin, 64 MiB rings of mode 0660,

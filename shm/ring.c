@@ -105,7 +105,7 @@ struct ring_hdr {
 		_Atomic uint32_t seq;
 	} wake;
 	alignas(LINE) struct { /* consumers */
-		_Atomic uint32_t sleepers;
+		_Atomic uint32_t sleepers; /* bit i: slot i's consumer is (about to be) asleep */
 		_Atomic uint32_t space_seq; /* bumped by a durable consumer to wake the producer */
 		_Atomic uint64_t laps;
 	} cons;
@@ -133,6 +133,7 @@ struct mdb_ring {
 	uint64_t claim_end;
 	uint64_t last_seg;
 	uint64_t records, bytes;
+	uint32_t idle_wakes; /* wakes in a row that woke nobody: a dead sleeper's bit? */
 };
 
 struct mdb_ring_consumer {
@@ -146,6 +147,7 @@ struct mdb_ring_consumer {
 	uint64_t pub;      /* last prod.pos seen */
 	uint64_t laps, records;
 	uint8_t *buf;      /* observer's private copy of a record */
+	bool manual;       /* only ring_release() releases */
 };
 
 static inline uint64_t align8(uint64_t n)
@@ -369,7 +371,7 @@ int ring_producer_begin(mdb_ring *r)
 static int wait_space(mdb_ring *r, uint64_t end, int64_t timeout_ns)
 {
 	struct ring_hdr *h = r->h;
-	int64_t t0 = now_ns();
+	int64_t t0 = now_ns(), counted = t0;
 	int64_t spin_until = t0 + 20000;
 	int rc = 0;
 	for (;;) {
@@ -377,6 +379,13 @@ static int wait_space(mdb_ring *r, uint64_t end, int64_t timeout_ns)
 		if (end <= r->limit)
 			break;
 		int64_t t = now_ns();
+		/* held_ns grows while we wait, so mdb-ring stat shows a stall as
+		 * it happens */
+		atomic_store_explicit(&h->slow.held_ns,
+				      atomic_load_explicit(&h->slow.held_ns, memory_order_relaxed) +
+					  (uint64_t)(t - counted),
+				      memory_order_relaxed);
+		counted = t;
 		if (timeout_ns >= 0 && t - t0 >= timeout_ns) {
 			rc = -ETIMEDOUT;
 			break;
@@ -394,13 +403,16 @@ static int wait_space(mdb_ring *r, uint64_t end, int64_t timeout_ns)
 		refresh_limit(r);
 		if (end > r->limit) {
 			int64_t left = timeout_ns >= 0 ? timeout_ns - (t - t0) : 1000000;
-			shm_futex_wait(&h->cons.space_seq, seq, left < 1000000 ? left : 1000000);
+			rc = shm_futex_wait(&h->cons.space_seq, seq, left < 1000000 ? left : 1000000);
 		}
 		atomic_store_explicit(&h->slow.waiting, 0, memory_order_relaxed);
+		if (rc == -EINTR)
+			break; /* a signal: the caller decides whether to stop */
+		rc = 0;
 	}
-	uint64_t held = (uint64_t)(now_ns() - t0);
 	atomic_store_explicit(&h->slow.held_ns,
-			      atomic_load_explicit(&h->slow.held_ns, memory_order_relaxed) + held,
+			      atomic_load_explicit(&h->slow.held_ns, memory_order_relaxed) +
+				  (uint64_t)(now_ns() - counted),
 			      memory_order_relaxed);
 	return rc;
 }
@@ -441,6 +453,27 @@ int ring_claim(mdb_ring *r, uint32_t type, uint32_t len, void **payload, int64_t
 	return 0;
 }
 
+/* A consumer killed while asleep leaves its bit in cons.sleepers, and we
+ * would make a futex syscall per record forever. When wakes keep waking
+ * nobody, clear the bits of slots whose process is gone (a live sleeper's
+ * slot lock is held, so its bit stays). */
+static void wake_sleepers(mdb_ring *r)
+{
+	struct ring_hdr *h = r->h;
+	atomic_fetch_add_explicit(&h->wake.seq, 1, memory_order_seq_cst);
+	if (shm_futex_wake(&h->wake.seq) > 0) {
+		r->idle_wakes = 0;
+		return;
+	}
+	if (++r->idle_wakes < 1024)
+		return;
+	r->idle_wakes = 0;
+	uint32_t mask = atomic_load_explicit(&h->cons.sleepers, memory_order_relaxed);
+	for (int i = 0; i < RING_SLOTS; i++)
+		if ((mask & (1u << i)) && !shm_byte_locked(r->fd, LOCK_SLOT0 + i))
+			atomic_fetch_and_explicit(&h->cons.sleepers, ~(1u << i), memory_order_relaxed);
+}
+
 void ring_commit(mdb_ring *r)
 {
 	struct ring_hdr *h = r->h;
@@ -458,10 +491,8 @@ void ring_commit(mdb_ring *r)
 	/* P1/P2: publish the whole record; pairs with C1 (acquire load in
 	 * ring_next) and, with the load below, with C2 in ring_wait */
 	atomic_store_explicit(&h->prod.pos, r->pos, memory_order_seq_cst);
-	if (atomic_load_explicit(&h->cons.sleepers, memory_order_seq_cst)) {
-		atomic_fetch_add_explicit(&h->wake.seq, 1, memory_order_seq_cst);
-		shm_futex_wake(&h->wake.seq);
-	}
+	if (atomic_load_explicit(&h->cons.sleepers, memory_order_seq_cst))
+		wake_sleepers(r);
 }
 
 int ring_publish(mdb_ring *r, uint32_t type, const void *data, uint32_t len, int64_t timeout_ns)
@@ -484,13 +515,26 @@ uint64_t ring_oldest(const mdb_ring *r)
 		intent = pos;
 	if (intent <= r->cap)
 		return 0;
-	uint64_t lo = intent - r->cap;
+	uint64_t lo = intent - r->cap, oldest = pos;
 	for (uint64_t s = lo >> r->seg_shift; s <= pos >> r->seg_shift; s++) {
 		uint64_t e = atomic_load_explicit(&h->seg[s & (SEGS - 1)], memory_order_acquire);
-		if ((e >> r->seg_shift) == s && e >= lo && e <= pos)
-			return e;
+		if ((e >> r->seg_shift) == s && e >= lo && e <= pos) {
+			oldest = e;
+			break;
+		}
 	}
-	return pos;
+	/* a durable consumer's position is a boundary the producer keeps intact,
+	 * and may lie before the first indexed one */
+	for (int i = 0; i < RING_SLOTS; i++) {
+		const struct slot *sl = &h->slots[i];
+		if (atomic_load_explicit(&sl->state, memory_order_acquire) != SLOT_ACTIVE ||
+		    sl->kind != RING_DURABLE)
+			continue;
+		uint64_t p = atomic_load_explicit(&sl->position, memory_order_acquire);
+		if (p >= lo && p < oldest)
+			oldest = p;
+	}
+	return oldest;
 }
 
 /* ---- consumers ---- */
@@ -528,7 +572,7 @@ mdb_ring_consumer *ring_consumer_open(mdb_ring *r, const char *name, enum ring_k
 {
 	int rc;
 	struct ring_hdr *h = r->h;
-	if (!name || strlen(name) >= RING_NAME_MAX || !*name ||
+	if (!name || !shm_name_ok(name) ||
 	    (kind != RING_DURABLE && kind != RING_OBSERVER)) {
 		rc = -EINVAL;
 		goto fail;
@@ -589,6 +633,7 @@ mdb_ring_consumer *ring_consumer_open(mdb_ring *r, const char *name, enum ring_k
 		rc = -EEXIST;
 		goto fail_unlock;
 	}
+	atomic_fetch_and_explicit(&h->cons.sleepers, ~(1u << idx), memory_order_relaxed);
 	c->r = r;
 	c->slot = s;
 	c->idx = idx;
@@ -651,7 +696,8 @@ void ring_consumer_close(mdb_ring_consumer **cp)
 	if (!cp || !*cp)
 		return;
 	mdb_ring_consumer *c = *cp;
-	ring_release(c);
+	if (!c->manual)
+		ring_release(c);
 	if (c->kind == RING_OBSERVER)
 		atomic_store_explicit(&c->slot->state, SLOT_FREE, memory_order_release);
 	shm_unlock_byte(c->r->fd, LOCK_SLOT0 + c->idx);
@@ -681,7 +727,8 @@ int ring_consumer_drop(mdb_ring *r, const char *name)
 int ring_next(mdb_ring_consumer *c, struct ring_rec *rec)
 {
 	mdb_ring *r = c->r;
-	ring_release(c);
+	if (!c->manual)
+		ring_release(c);
 	for (;;) {
 		if (c->pos == c->pub) {
 			/* C1: pairs with P1 in ring_commit */
@@ -762,11 +809,12 @@ static bool spin(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t deadlin
 	}
 }
 
-/* Sleep until some ring's published position differs from pos[i], the
- * deadline passes, or *ctl != ctl_val (when ctl is set). One futex_waitv()
- * over every ring's wake word (and ctl). Returns 1 moved, 0 timed out,
- * 2 ctl changed, -EINTR or -errno. */
-static int sleep_moved(mdb_ring **rs, const uint64_t *pos, int n, _Atomic uint32_t *ctl,
+/* Sleep until some consumer's ring has moved past pos[i], the deadline
+ * passes, or *ctl != ctl_val (when ctl is set): one futex_waitv() over every
+ * ring's wake word (and ctl). Each consumer marks its slot's bit in
+ * cons.sleepers while it may sleep. Returns 1 moved, 0 timed out, 2 ctl
+ * changed, -EINTR or -errno. */
+static int sleep_moved(mdb_ring_consumer **cs, const uint64_t *pos, int n, _Atomic uint32_t *ctl,
 		       uint32_t ctl_val, int64_t deadline)
 {
 	struct futex_waitv w[FUTEX_WAITV_MAX];
@@ -775,7 +823,7 @@ static int sleep_moved(mdb_ring **rs, const uint64_t *pos, int n, _Atomic uint32
 	for (;;) {
 		bool any = false;
 		for (int i = 0; i < n; i++) {
-			struct ring_hdr *h = rs[i]->h;
+			struct ring_hdr *h = cs[i]->r->h;
 			w[i] = (struct futex_waitv){
 				.val = atomic_load_explicit(&h->wake.seq, memory_order_seq_cst),
 				.uaddr = (uintptr_t)&h->wake.seq,
@@ -783,13 +831,14 @@ static int sleep_moved(mdb_ring **rs, const uint64_t *pos, int n, _Atomic uint32
 			};
 			/* C2: announce the sleep, then look once more; pairs with
 			 * P2 in ring_commit */
-			atomic_fetch_add_explicit(&h->cons.sleepers, 1, memory_order_seq_cst);
+			atomic_fetch_or_explicit(&h->cons.sleepers, 1u << cs[i]->idx,
+						 memory_order_seq_cst);
 		}
 		int nw = n;
 		if (ctl)
 			w[nw++] = (struct futex_waitv){.val = ctl_val, .uaddr = (uintptr_t)ctl, .flags = FUTEX_32};
 		for (int i = 0; i < n; i++)
-			any |= atomic_load_explicit(&rs[i]->h->prod.pos, memory_order_seq_cst) != pos[i];
+			any |= atomic_load_explicit(&cs[i]->r->h->prod.pos, memory_order_seq_cst) != pos[i];
 		long rc = 0;
 		if (!any) {
 			struct timespec ts; /* futex_waitv takes an absolute time */
@@ -803,9 +852,10 @@ static int sleep_moved(mdb_ring **rs, const uint64_t *pos, int n, _Atomic uint32
 				rc = -errno;
 		}
 		for (int i = 0; i < n; i++)
-			atomic_fetch_sub_explicit(&rs[i]->h->cons.sleepers, 1, memory_order_relaxed);
+			atomic_fetch_and_explicit(&cs[i]->r->h->cons.sleepers, ~(1u << cs[i]->idx),
+						  memory_order_relaxed);
 		for (int i = 0; i < n; i++)
-			if (atomic_load_explicit(&rs[i]->h->prod.pos, memory_order_acquire) != pos[i])
+			if (atomic_load_explicit(&cs[i]->r->h->prod.pos, memory_order_acquire) != pos[i])
 				return 1;
 		if (ctl && atomic_load_explicit(ctl, memory_order_acquire) != ctl_val)
 			return 2;
@@ -823,60 +873,33 @@ int ring_wait_any(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeou
 	if (n <= 0 || n > FUTEX_WAITV_MAX - 1)
 		return -EINVAL;
 	int64_t deadline = timeout_ns >= 0 ? now_ns() + timeout_ns : -1;
+	uint64_t pos[FUTEX_WAITV_MAX];
 	for (int i = 0; i < n; i++) {
-		ring_release(cs[i]);
+		if (!cs[i]->manual)
+			ring_release(cs[i]);
 		if (ready(cs[i], memory_order_acquire))
 			return 1;
+		pos[i] = cs[i]->pos;
 	}
 	if (spin(cs, n, spin_ns, deadline))
 		return 1;
-	mdb_ring *rs[FUTEX_WAITV_MAX];
-	uint64_t pos[FUTEX_WAITV_MAX];
-	for (int i = 0; i < n; i++) {
-		rs[i] = cs[i]->r;
-		pos[i] = cs[i]->pos;
-	}
-	return sleep_moved(rs, pos, n, NULL, 0, deadline);
-}
-
-int ring_sleep_moved(mdb_ring *r, uint64_t pos, _Atomic uint32_t *ctl, uint32_t ctl_val,
-		     int64_t timeout_ns)
-{
-	return sleep_moved(&r, &pos, 1, ctl, ctl_val, timeout_ns >= 0 ? now_ns() + timeout_ns : -1);
+	return sleep_moved(cs, pos, n, NULL, 0, deadline);
 }
 
 int ring_wait(mdb_ring_consumer *c, int64_t timeout_ns)
 {
-	ring_release(c);
-	if (ready(c, memory_order_acquire))
-		return 1;
-	int64_t deadline = timeout_ns >= 0 ? now_ns() + timeout_ns : -1;
-	mdb_ring_consumer *one[1] = {c};
-	if (spin(one, 1, c->spin_ns, deadline))
-		return 1;
-	struct ring_hdr *h = c->r->h;
-	for (;;) {
-		uint32_t seq = atomic_load_explicit(&h->wake.seq, memory_order_seq_cst);
-		/* C2: pairs with P2 in ring_commit */
-		atomic_fetch_add_explicit(&h->cons.sleepers, 1, memory_order_seq_cst);
-		int rc = 0;
-		if (!ready(c, memory_order_seq_cst)) {
-			int64_t left = -1;
-			if (deadline >= 0) {
-				left = deadline - now_ns();
-				if (left < 0)
-					left = 0;
-			}
-			rc = shm_futex_wait(&h->wake.seq, seq, left);
-		}
-		atomic_fetch_sub_explicit(&h->cons.sleepers, 1, memory_order_relaxed);
-		if (ready(c, memory_order_acquire))
-			return 1;
-		if (rc == -EINTR)
-			return -EINTR;
-		if (deadline >= 0 && now_ns() >= deadline)
-			return 0;
-	}
+	return ring_wait_any(&c, 1, c->spin_ns, timeout_ns);
+}
+
+int ring_sleep_moved(mdb_ring_consumer *c, uint64_t pos, _Atomic uint32_t *ctl, uint32_t ctl_val,
+		     int64_t timeout_ns)
+{
+	return sleep_moved(&c, &pos, 1, ctl, ctl_val, timeout_ns >= 0 ? now_ns() + timeout_ns : -1);
+}
+
+void ring_set_manual_release(mdb_ring_consumer *c, bool manual)
+{
+	c->manual = manual;
 }
 
 uint64_t ring_consumer_position(const mdb_ring_consumer *c)
@@ -914,7 +937,8 @@ int ring_info(mdb_ring *r, struct ring_info *out)
 	out->bytes = atomic_load_explicit(&h->prod.bytes, memory_order_relaxed);
 	out->laps = atomic_load_explicit(&h->cons.laps, memory_order_relaxed);
 	out->held_ns = atomic_load_explicit(&h->slow.held_ns, memory_order_relaxed);
-	out->sleepers = atomic_load_explicit(&h->cons.sleepers, memory_order_relaxed);
+	out->sleepers = (uint32_t)__builtin_popcount(
+	    atomic_load_explicit(&h->cons.sleepers, memory_order_relaxed));
 	for (int i = 0; i < RING_SLOTS; i++) {
 		struct slot *s = &h->slots[i];
 		if (atomic_load_explicit(&s->state, memory_order_acquire) != SLOT_ACTIVE)

@@ -118,8 +118,13 @@ int ring_consumer_drop(mdb_ring *r, const char *name);
 #define RING_LAPPED 2
 int ring_next(mdb_ring_consumer *c, struct ring_rec *rec);
 
-/* Release everything returned so far (store the slot position). ring_wait()
- * and ring_consumer_close() do this too. */
+/* In manual mode only ring_release() advances a durable consumer's slot:
+ * ring_next(), ring_wait() and ring_consumer_close() do not, so a caller
+ * that buffers output releases only what it has really passed on. */
+void ring_set_manual_release(mdb_ring_consumer *c, bool manual);
+
+/* Release everything returned so far (store the slot position). Unless in
+ * manual mode, ring_wait() and ring_consumer_close() do this too. */
 void ring_release(mdb_ring_consumer *c);
 
 /* Wait until a record is ready: spin for spin_ns, then sleep on the header's
@@ -141,10 +146,10 @@ uint64_t ring_consumer_laps(const mdb_ring_consumer *c);
 int ring_wait_any(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeout_ns);
 
 /* For a watcher thread that turns ring activity into an fd event: sleep
- * until r's published position differs from pos, or *ctl (a word another
+ * until c's ring's published position differs from pos, or *ctl (a word another
  * thread changes and then wakes with shm_futex_wake) differs from ctl_val.
  * Returns 1 moved, 2 ctl changed, 0 timed out, -EINTR. */
-int ring_sleep_moved(mdb_ring *r, uint64_t pos, _Atomic uint32_t *ctl, uint32_t ctl_val,
+int ring_sleep_moved(mdb_ring_consumer *c, uint64_t pos, _Atomic uint32_t *ctl, uint32_t ctl_val,
 		     int64_t timeout_ns);
 
 /* ---- inspection (mdb-ring stat) ---- */

@@ -111,7 +111,8 @@ int shm_futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns)
 	return rc < 0 ? -errno : 0;
 }
 
-void shm_futex_wake(_Atomic uint32_t *addr)
+int shm_futex_wake(_Atomic uint32_t *addr)
 {
-	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	long n = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	return n < 0 ? -errno : (int)n;
 }

@@ -30,8 +30,8 @@ bool shm_byte_locked(int fd, off_t off);
  * most timeout_ns (< 0: forever). Returns 0, -EAGAIN (it did not hold val),
  * -ETIMEDOUT or -EINTR. */
 int shm_futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns);
-/* Wake every waiter on addr. */
-void shm_futex_wake(_Atomic uint32_t *addr);
+/* Wake every waiter on addr. Returns how many were woken, or -errno. */
+int shm_futex_wake(_Atomic uint32_t *addr);
 
 /* Is `name` a safe file name component (1..47 chars of [A-Za-z0-9._@-],
  * not starting with '.')? */

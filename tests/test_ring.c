@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -634,5 +635,95 @@ Test(ring, dead_observer_slots_are_reclaimed)
 	ring_info(r, &info);
 	cr_expect_eq(info.nslots, 1, "only the last dead observer's slot is left");
 	cr_expect_not(info.slots[0].alive);
+	ring_close(&r);
+}
+
+Test(ring, manual_release_resumes_at_first_unreleased)
+{
+	mdb_ring *r = make("man", 1 << 16);
+	cr_assert_eq(ring_producer_begin(r), 0);
+	int err;
+	mdb_ring_consumer *c = ring_consumer_open(r, "w", RING_DURABLE, RING_FROM_END, 0, &err);
+	ring_set_manual_release(c, true);
+	uint8_t buf[64];
+	for (uint64_t seq = 0; seq < 20; seq++)
+		cr_assert_eq(ring_publish(r, 1, buf, fill(buf, seq, sizeof buf), 0), 0);
+	struct ring_rec rec;
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(ring_next(c, &rec), 1);
+	ring_release(c); /* 5 passed on */
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(ring_next(c, &rec), 1);
+	cr_expect_eq(ring_wait(c, 0), 1, "more is ready");
+	ring_consumer_close(&c); /* 5 more read but never released */
+	c = ring_consumer_open(r, "w", RING_DURABLE, RING_FROM_END, 0, &err);
+	uint64_t got;
+	cr_assert_eq(ring_next(c, &rec), 1);
+	cr_assert(check(rec.data, rec.len, &got));
+	cr_expect_eq(got, 5, "resumed at the first record not released");
+	ring_consumer_close(&c);
+	ring_close(&r);
+}
+
+Test(ring, killed_sleeper_stops_costing_the_producer)
+{
+	mdb_ring *r = make("zz", 1 << 16);
+	cr_assert_eq(ring_producer_begin(r), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int err;
+		mdb_ring *cr = ring_open("zz", &err);
+		mdb_ring_consumer *c = ring_consumer_open(cr, "sleepy", RING_OBSERVER, RING_FROM_END, 0, &err);
+		ring_wait(c, -1);
+		_exit(0);
+	}
+	struct ring_info info;
+	for (int i = 0; i < 2000; i++) {
+		ring_info(r, &info);
+		if (info.sleepers)
+			break;
+		usleep(1000);
+	}
+	cr_assert_eq(info.sleepers, 1);
+	/* SIGSTOP first so it cannot wake and clear its own bit, then kill it */
+	kill(pid, SIGSTOP);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	ring_info(r, &info);
+	cr_assert_eq(info.sleepers, 1, "the dead sleeper's bit is still set");
+	uint64_t v = 0;
+	for (int i = 0; i < 2000; i++)
+		cr_assert_eq(ring_publish(r, 1, &v, 8, 0), 0);
+	ring_info(r, &info);
+	cr_expect_eq(info.sleepers, 0, "the producer cleared the dead sleeper's bit");
+	ring_close(&r);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+Test(ring, held_back_producer_wait_is_interruptible)
+{
+	mdb_ring *r = make("intr", 4096);
+	cr_assert_eq(ring_producer_begin(r), 0);
+	int err;
+	mdb_ring_consumer *c = ring_consumer_open(r, "stuck", RING_DURABLE, RING_FROM_END, 0, &err);
+	cr_assert_not_null(c);
+	uint8_t buf[120] = {0};
+	while (ring_publish(r, 1, buf, sizeof buf, 0) == 0)
+		;
+	struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART */
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it = {.it_value = {.tv_usec = 100000}};
+	setitimer(ITIMER_REAL, &it, NULL);
+	int64_t t0 = tu_now_ns();
+	cr_expect_eq(ring_publish(r, 1, buf, sizeof buf, -1), -EINTR);
+	cr_expect_lt(tu_now_ns() - t0, 2000000000LL);
+	struct ring_info info;
+	ring_info(r, &info);
+	cr_expect_geq(info.held_ns, 90000000, "held time counted: %lu", info.held_ns);
+	ring_consumer_close(&c);
 	ring_close(&r);
 }

@@ -14,6 +14,9 @@
 #include <string.h>
 #include <time.h>
 
+/* Records passed on between two releases of the input rings. */
+#define RELEASE_EVERY 64
+
 enum {
 	OPT_OBSERVER = CLI_OPT_FIRST_TOOL,
 	OPT_FROM,
@@ -35,7 +38,8 @@ static _Noreturn void usage(FILE *out)
 		"      --observer          join input rings as an observer (never hold the producer)\n"
 		"      --from start|end    where a new consumer starts in an input ring (default end)\n"
 		"      --ring-size SIZE    capacity of rings this creates (default 64M)\n"
-		"      --topic PREFIX      ZeroMQ inputs: only topics starting with PREFIX (e.g. bar/ES)\n");
+		"      --topic PREFIX      ZeroMQ inputs: only topics starting with PREFIX (e.g. bar/ES)\n"
+		CLI_USAGE_ENDPOINTS);
 	exit(out == stdout ? 0 : 2);
 }
 
@@ -84,8 +88,10 @@ int main(int argc, char **argv)
 				die(2, "--from takes start or end, not '%s'", optarg);
 			break;
 		case OPT_RING_SIZE:
-			if (cli_parse_size(optarg, &size) < 0)
-				die(2, "--ring-size: not a size: '%s'", optarg);
+			if (cli_parse_size(optarg, &size) < 0 || size < RING_MIN_CAPACITY ||
+			    (size & (size - 1)))
+				die(2, "--ring-size: not a power of two of at least %u: '%s'",
+				    RING_MIN_CAPACITY, optarg);
 			eo.ring_capacity = size;
 			break;
 		case OPT_JSON_IN:
@@ -112,6 +118,9 @@ int main(int argc, char **argv)
 	if (argc > 0)
 		usage(stderr);
 	eo.name = cli.name ? cli.name : "mdb-pipe";
+	/* a durable input advances only once its records have left this
+	 * process (stdout is buffered), so kill -9 loses nothing */
+	eo.manual_release = true;
 	eo.json_in = cli.json || json_in;
 	eo.json_out = cli.json || json_out;
 	for (int i = 0; i < cli.nin; i++) {
@@ -144,13 +153,26 @@ int main(int argc, char **argv)
 
 	/* loop */
 	int status = 0;
+	unsigned unreleased = 0;
+	bool unwritten = false;
 	struct mdb_msg m;
 	while (!cli_stopping()) {
-		int rc = inputs_read(in, &m, 0);
-		if (rc == 0) {
-			/* idle: push buffered output out before sleeping */
+		/* release (which covers every record read so far) only between
+		 * records, after pushing buffered output out */
+		if (unreleased >= RELEASE_EVERY) {
 			if (outputs_flush(out) == -EPIPE)
 				break;
+			inputs_release(in);
+			unreleased = 0;
+		}
+		int rc = inputs_read(in, &m, 0);
+		if (rc == 0) {
+			/* idle: everything read has been written; flush, release,
+			 * then sleep */
+			if (outputs_flush(out) == -EPIPE)
+				break;
+			inputs_release(in);
+			unreleased = 0;
 			rc = inputs_read(in, &m, -1);
 		}
 		if (rc == 0 || rc == -EINTR)
@@ -168,7 +190,15 @@ int main(int argc, char **argv)
 			break;
 		}
 		counter_add(c_in, 1);
-		rc = outputs_write(out, &m);
+		/* an output ring may hold us back; a signal interrupts the wait
+		 * and, unless we are stopping, the record is written again (its
+		 * key makes a repeat harmless downstream) */
+		while ((rc = outputs_write(out, &m)) == -EINTR && !cli_stopping())
+			;
+		if (rc == -EINTR) {
+			unwritten = true; /* stopping: the record stays in its ring */
+			break;
+		}
 		if (rc == -EPIPE)
 			break; /* downstream went away: nothing left to do */
 		if (rc < 0) {
@@ -177,9 +207,12 @@ int main(int argc, char **argv)
 		} else {
 			counter_add(c_out, 1);
 		}
+		unreleased++;
 		counter_set(c_laps, inputs_laps(in));
 		counter_set(c_last, (uint64_t)wall_ns());
 	}
+	if (outputs_flush(out) == 0 && !status && !unwritten)
+		inputs_release(in);
 
 	/* finish */
 	outputs_close(&out);

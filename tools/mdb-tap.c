@@ -255,6 +255,7 @@ int main(int argc, char **argv)
 	eo.name = cli.name ? cli.name : name;
 	eo.json_in = cli.json;
 	eo.kind = RING_OBSERVER;
+	eo.no_create = true;
 	bool from_start = t.from ? strcmp(t.from, "end") != 0 : !t.follow || t.last >= 0;
 	eo.from = from_start ? RING_FROM_START : RING_FROM_END;
 	int err = 0;
@@ -273,17 +274,17 @@ int main(int argc, char **argv)
 	struct mdb_msg m;
 	while (!cli_stopping() && (t.count < 0 || printed < t.count)) {
 		int rc = inputs_read(in, &m, 0);
+		if (inputs_laps(in) != laps) {
+			logmsg(LOG_WARNING, "lapped by the producer %llu time(s): resynced to the newest record",
+			       (unsigned long long)(inputs_laps(in) - laps));
+			laps = inputs_laps(in);
+		}
 		if (rc == 0) {
 			if (fflush(stdout) == EOF)
 				break;
 			if (stop_when_idle)
 				break; /* caught up */
 			rc = inputs_read(in, &m, -1);
-		}
-		if (inputs_laps(in) != laps) {
-			logmsg(LOG_WARNING, "lapped by the producer %llu time(s): resynced to the newest record",
-			       (unsigned long long)(inputs_laps(in) - laps));
-			laps = inputs_laps(in);
 		}
 		if (rc == 0 || rc == -EINTR)
 			continue;

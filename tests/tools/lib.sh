@@ -33,7 +33,8 @@ pass()
 	echo "ok - $*"
 }
 
-# start CMD...: run in the background, remembered for cleanup; $! is its pid
+# start CMD...: run in the background, remembered for cleanup; $! is its pid.
+# (Its stdin is /dev/null: a redirect on the start call does not reach it.)
 start()
 {
 	"$@" &

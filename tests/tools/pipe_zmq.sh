@@ -4,6 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 
 sock=zmq+ipc://$tmp/feed.sock
+"$bin/mdb-ring" create -s 64K a_bars b_bars || fail "mdb-ring create"
 # host A: bars ring -> ZeroMQ PUB
 start "$bin/mdb-pipe" -i ring:a_bars -o "$sock"
 # host B: ZeroMQ SUB -> ring, and a second SUB that wants only ES bars
