@@ -34,8 +34,12 @@ mdb_counters *counters_open(const char *tool, const char *label, int *err);
 /* Remove the file and unmap. Accepts NULL; sets *c to NULL. */
 void counters_close(mdb_counters **c);
 
-/* The counter called `name`, added on first use (NULL when the table is full
- * or c is NULL). The pointer stays valid until counters_close(). */
+/* The counter called `name`, added on first use. NULL when the table is
+ * full, c is NULL, or the name is invalid (empty, COUNTER_NAME_MAX or more
+ * characters, spaces, control or non-ASCII bytes: rejected, not truncated,
+ * so two names never become one counter). The pointer stays valid until
+ * counters_close(). Do not fork after counters_open() without exec: the
+ * child inherits the liveness lock. */
 mdb_counter *counter_get(mdb_counters *c, const char *name);
 
 /* Single-writer updates: a relaxed load and store, no lock prefix. Accept NULL. */
@@ -76,7 +80,9 @@ struct counters_view {
  * 0 when all were visited, or -errno (a missing directory is not an error). */
 int counters_scan(int (*fn)(const struct counters_view *v, void *arg), void *arg);
 
-/* Remove files whose owner is gone. Returns how many were removed, or -errno. */
+/* Remove files whose owner is gone, invalid *.cnt files and temp files
+ * left by a crash during counters_open() (unlocked, over 60 s old). Never a
+ * live owner's file. Returns how many were removed, or -errno. */
 int counters_gc(void);
 
 #endif
