@@ -41,6 +41,16 @@ void cli_print_version(const char *prog)
 	printf("%s %s\n", prog, MDB_VERSION);
 }
 
+void cli_help_version(const struct mdb_cli *c, const char *prog, void (*usage)(FILE *))
+{
+	if (c->help)
+		usage(stdout);
+	if (c->version) {
+		cli_print_version(prog);
+		exit(0);
+	}
+}
+
 int cli_parse_size(const char *s, unsigned long long *out)
 {
 	char *end;

@@ -54,6 +54,10 @@ int cli_option(struct mdb_cli *c, int opt, const char *arg);
 /* Print "PROG VERSION" to stdout. */
 void cli_print_version(const char *prog);
 
+/* After the getopt loop: -h calls usage(stdout) (which exits 0), -V prints
+ * the version and exits 0. */
+void cli_help_version(const struct mdb_cli *c, const char *prog, void (*usage)(FILE *));
+
 /* Parse a size with an optional k/M/G suffix (powers of 1024) into *out.
  * Returns 0 or -EINVAL. */
 int cli_parse_size(const char *s, unsigned long long *out);

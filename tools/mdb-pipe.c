@@ -109,12 +109,7 @@ int main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (cli.help)
-		usage(stdout);
-	if (cli.version) {
-		cli_print_version("mdb-pipe");
-		return 0;
-	}
+	cli_help_version(&cli, "mdb-pipe", usage);
 	if (argc > 0)
 		usage(stderr);
 	eo.name = cli.name ? cli.name : "mdb-pipe";

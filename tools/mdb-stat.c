@@ -302,12 +302,7 @@ int main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (cli.help)
-		usage(stdout);
-	if (cli.version) {
-		cli_print_version("mdb-stat");
-		return 0;
-	}
+	cli_help_version(&cli, "mdb-stat", usage);
 	if (argc > 0)
 		usage(stderr);
 	o.json = cli.json;

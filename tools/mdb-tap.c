@@ -221,12 +221,7 @@ int main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (cli.help)
-		usage(stdout);
-	if (cli.version) {
-		cli_print_version("mdb-tap");
-		return 0;
-	}
+	cli_help_version(&cli, "mdb-tap", usage);
 	if (cli.nout)
 		die(2, "mdb-tap prints to stdout; use mdb-pipe to write to endpoints");
 	for (int i = 0; i < argc; i++) {
