@@ -116,6 +116,9 @@ int main(int argc, char **argv)
 	/* a durable input advances only once its records have left this
 	 * process (stdout is buffered), so kill -9 loses nothing */
 	eo.manual_release = true;
+	/* a held-back output ring is waited on in slices, so a stop signal
+	 * that arrives between two futex waits is still seen promptly */
+	eo.publish_timeout_ns = 250000000;
 	eo.json_in = cli.json || json_in;
 	eo.json_out = cli.json || json_out;
 	for (int i = 0; i < cli.nin; i++) {
@@ -138,7 +141,8 @@ int main(int argc, char **argv)
 		logmsg(LOG_WARNING, "counters: %s (continuing without)", strerror(-err));
 	mdb_counter *c_in = counter_get(cnt, "in"), *c_out = counter_get(cnt, "out"),
 		    *c_rej = counter_get(cnt, "rejects"), *c_err = counter_get(cnt, "errors"),
-		    *c_laps = counter_get(cnt, "laps"), *c_last = counter_get(cnt, "last_update_ns");
+		    *c_laps = counter_get(cnt, "laps"), *c_last = counter_get(cnt, "last_update_ns"),
+		    *c_held = counter_get(cnt, "held_back_250ms");
 	mdb_inputs *in = inputs_open(cli.in, cli.nin, &eo, &err, msg, sizeof msg);
 	if (!in)
 		die(err == -EINVAL ? 2 : 1, "%s", msg);
@@ -188,9 +192,10 @@ int main(int argc, char **argv)
 		/* an output ring may hold us back; a signal interrupts the wait
 		 * and, unless we are stopping, the record is written again (its
 		 * key makes a repeat harmless downstream) */
-		while ((rc = outputs_write(out, &m)) == -EINTR && !cli_stopping())
-			;
-		if (rc == -EINTR) {
+		while (((rc = outputs_write(out, &m)) == -EINTR || rc == -ETIMEDOUT) &&
+		       !cli_stopping())
+			counter_add(c_held, rc == -ETIMEDOUT);
+		if (rc == -EINTR || rc == -ETIMEDOUT) {
 			unwritten = true; /* stopping: the record stays in its ring */
 			break;
 		}

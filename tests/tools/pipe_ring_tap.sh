@@ -65,3 +65,21 @@ for t in mdb-pipe mdb-tap mdb-ring mdb-stat; do
 	"$bin/$t" -V | grep -q "^$t " || fail "$t -V"
 done
 pass "usage, versions and exit codes"
+
+# a dead durable consumer holds the producer back (nothing is overwritten);
+# mdb-ring stat shows the stall growing, and SIGTERM still stops the producer
+"$bin/mdb-ring" create -s 4K tiny || fail "create tiny"
+"$bin/mdb-pipe" --name dead -i ring:tiny >/dev/null &
+p=$!; sleep 0.2; kill -9 $p; wait $p 2>/dev/null
+yes '{"t":"tick","s":"ES","ts":1,"p":1.5}' | head -n 1000 | "$bin/mdb-pipe" --json-in -o ring:tiny &
+p=$!
+pids+=($p)
+sleep 0.5
+kill -0 $p 2>/dev/null || fail "the producer finished although a durable consumer holds it"
+"$bin/mdb-ring" stat tiny | grep -q 'held back 0\.[1-9]' || "$bin/mdb-ring" stat tiny | grep -q 'held back [1-9]' ||
+	fail "held-back time not shown while stalled: $("$bin/mdb-ring" stat tiny)"
+t0=$(date +%s%N)
+kill $p; wait $p
+dt=$((($(date +%s%N) - t0) / 1000000))
+[ $dt -lt 2000 ] || fail "a held-back mdb-pipe took $dt ms to stop on SIGTERM"
+pass "held back by a dead durable consumer: stall shown, SIGTERM stops it in $dt ms"
