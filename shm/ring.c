@@ -133,7 +133,6 @@ struct mdb_ring {
 	uint64_t claim_end;
 	uint64_t last_seg;
 	uint64_t records, bytes;
-	uint32_t idle_wakes; /* wakes in a row that woke nobody: a dead sleeper's bit? */
 };
 
 struct mdb_ring_consumer {
@@ -453,25 +452,18 @@ int ring_claim(mdb_ring *r, uint32_t type, uint32_t len, void **payload, int64_t
 	return 0;
 }
 
-/* A consumer killed while asleep leaves its bit in cons.sleepers, and we
- * would make a futex syscall per record forever. When wakes keep waking
- * nobody, clear the bits of slots whose process is gone (a live sleeper's
- * slot lock is held, so its bit stays). */
+/* One wake per sleep: take every sleeper's bit before waking, so the
+ * records published before the sleepers have run make no syscall, and a
+ * bit left by a consumer killed in its sleep costs one wake, not one per
+ * record. A sleeper reads wake.seq before it sets its bit, so after the
+ * exchange it either sees the new position or its futex_waitv returns. */
 static void wake_sleepers(mdb_ring *r)
 {
 	struct ring_hdr *h = r->h;
+	if (!atomic_exchange_explicit(&h->cons.sleepers, 0, memory_order_seq_cst))
+		return;
 	atomic_fetch_add_explicit(&h->wake.seq, 1, memory_order_seq_cst);
-	if (shm_futex_wake(&h->wake.seq) > 0) {
-		r->idle_wakes = 0;
-		return;
-	}
-	if (++r->idle_wakes < 1024)
-		return;
-	r->idle_wakes = 0;
-	uint32_t mask = atomic_load_explicit(&h->cons.sleepers, memory_order_relaxed);
-	for (int i = 0; i < RING_SLOTS; i++)
-		if ((mask & (1u << i)) && !shm_byte_locked(r->fd, LOCK_SLOT0 + i))
-			atomic_fetch_and_explicit(&h->cons.sleepers, ~(1u << i), memory_order_relaxed);
+	shm_futex_wake(&h->wake.seq);
 }
 
 void ring_commit(mdb_ring *r)
@@ -684,8 +676,12 @@ void ring_release(mdb_ring_consumer *c)
 	/* C4: done with the bytes below pos; pairs with P4 in min_durable */
 	atomic_store_explicit(&c->slot->position, c->pos, memory_order_release);
 	atomic_store_explicit(&c->slot->records, c->records, memory_order_relaxed);
+	/* the producer sleeps at most 1 ms at a time when held back, which
+	 * bounds a wake missed here (the store above and the load below are
+	 * not ordered); taking the flag makes it one wake per producer sleep */
 	if (c->kind == RING_DURABLE &&
-	    atomic_load_explicit(&c->r->h->slow.waiting, memory_order_relaxed)) {
+	    atomic_load_explicit(&c->r->h->slow.waiting, memory_order_relaxed) &&
+	    atomic_exchange_explicit(&c->r->h->slow.waiting, 0, memory_order_seq_cst)) {
 		atomic_fetch_add_explicit(&c->r->h->cons.space_seq, 1, memory_order_seq_cst);
 		shm_futex_wake(&c->r->h->cons.space_seq);
 	}

@@ -692,10 +692,9 @@ Test(ring, killed_sleeper_stops_costing_the_producer)
 	ring_info(r, &info);
 	cr_assert_eq(info.sleepers, 1, "the dead sleeper's bit is still set");
 	uint64_t v = 0;
-	for (int i = 0; i < 2000; i++)
-		cr_assert_eq(ring_publish(r, 1, &v, 8, 0), 0);
+	cr_assert_eq(ring_publish(r, 1, &v, 8, 0), 0);
 	ring_info(r, &info);
-	cr_expect_eq(info.sleepers, 0, "the producer cleared the dead sleeper's bit");
+	cr_expect_eq(info.sleepers, 0, "the first wake took the dead sleeper's bit");
 	ring_close(&r);
 }
 
