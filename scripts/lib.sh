@@ -2,7 +2,7 @@
 
 # Debian packages the build and the tests need.
 MDB_PACKAGES="meson ninja-build pkg-config gcc libc6-dev liburing-dev libzmq3-dev libmsgpack-dev
-libsqlite3-dev libjansson-dev libcriterion-dev scdoc python3"
+libsqlite3-dev libjansson-dev libcriterion-dev scdoc python3 sqlite3"
 
 # Install whatever of MDB_PACKAGES is missing (apt-get, as root).
 need_packages()

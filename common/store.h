@@ -1,0 +1,112 @@
+/* store.h - the SQLite history store (mdb-write(1) documents the schema).
+ *
+ * Bars and features live in WITHOUT ROWID tables keyed by (symbol, iv, ts),
+ * so a row is stored once, in key order, and a repeated or revised record is
+ * an upsert on its key. The cursors table holds, per (ring, consumer), the
+ * ring position up to which records are in the database; the writer saves it
+ * in the same transaction as the rows it covers, so the two never disagree.
+ * PRAGMA user_version holds the schema version; store_open() migrates older
+ * versions forward in one transaction. The database is in WAL mode: readers
+ * never wait for the writer, and the writer never waits for readers.
+ *
+ * Library code: functions return 0 (or a count) or -errno, never print:
+ *   -EBUSY    another connection holds the write lock (SQLITE_BUSY/LOCKED)
+ *   -ENOSPC   the disk, or the --max-size limit, is full (SQLITE_FULL)
+ *   -EUCLEAN  the file is corrupt or not a database (SQLITE_CORRUPT/NOTADB)
+ *   -EPROTO   not an mdb database, or a schema newer than this code
+ *   -EIO, -ENOMEM, -EROFS, -EACCES, -ENOENT   as the names say
+ * store_errmsg() then says what failed in words (SQLite's message).
+ */
+#ifndef MDB_STORE_H
+#define MDB_STORE_H
+
+#include "record.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_SCHEMA_VERSION 2 /* what store_open() creates and migrates to */
+
+struct store_opts {
+	const char *synchronous; /* PRAGMA synchronous: OFF, NORMAL (default), FULL */
+	uint64_t max_bytes;	 /* refuse to grow past this (-ENOSPC); 0: no limit */
+	int busy_ms;		 /* wait this long for a lock before -EBUSY */
+	int cache_mib;		 /* page cache per connection */
+	bool readonly;		 /* never create, migrate or write (mdb-write --check) */
+};
+
+/* NORMAL, no size limit, 1000 ms busy wait, 64 MiB cache, read-write. */
+void store_opts_default(struct store_opts *o);
+
+typedef struct mdb_store mdb_store;
+
+/* Open (creating, in read-write mode) the database at path, switch it to
+ * WAL, create or migrate the schema and prepare the statements. Returns NULL
+ * with *err = -errno and a message naming the problem in errbuf. */
+mdb_store *store_open(const char *path, const struct store_opts *o, int *err, char *errbuf,
+		      size_t errlen);
+/* Roll back an open transaction and close. Accepts NULL; sets *s to NULL. */
+void store_close(mdb_store **s);
+
+/* What the last failing call was doing and SQLite's words for it. */
+const char *store_errmsg(const mdb_store *s);
+/* The schema version the file had when it was opened (0: it was new). */
+int store_found_version(const mdb_store *s);
+
+/* ---- the writer: one transaction per batch ---- */
+
+/* BEGIN IMMEDIATE: take the write lock now, waiting up to busy_ms.
+ * Returns 0, -EBUSY, or -errno. */
+int store_begin(mdb_store *s);
+/* Upsert a bar or feat record (inside a transaction). Returns 1 when a row
+ * was added or changed, 0 when an identical row was there already, -EINVAL
+ * for other record types, or -errno. Allocates nothing (binds are static). */
+int store_put(mdb_store *s, const struct mdb_record *r);
+/* Save the position of consumer `consumer` in ring `ring` (inside the
+ * transaction whose rows it covers). Returns 0 or -errno. */
+int store_cursor_put(mdb_store *s, const char *ring, const char *consumer, uint64_t pos);
+/* COMMIT. Returns 0 or -errno; on failure the transaction is rolled back. */
+int store_commit(mdb_store *s);
+/* ROLLBACK whatever is open; harmless when nothing is. */
+void store_rollback(mdb_store *s);
+
+/* The saved position of (ring, consumer): 0 with *pos set, -ENOENT when
+ * there is none, or -errno. */
+int store_cursor_get(mdb_store *s, const char *ring, const char *consumer, uint64_t *pos);
+
+/* ---- retention ---- */
+
+/* One small step of a pruning pass: delete at most `limit` rows older than
+ * cutoff_ns (ts < cutoff_ns) from one (symbol, iv) series, in a transaction
+ * of its own. The pass walks every series of every table; call again until
+ * it returns 0 (the pass is over; the next call starts a new one). Returns
+ * 1 while more may remain, 0, or -errno. *deleted gets the rows deleted. */
+int store_prune_step(mdb_store *s, int64_t cutoff_ns, int limit, int64_t *deleted);
+
+/* ---- inspection (mdb-write --check) ---- */
+
+/* True when neither bars nor feats holds a row (bootstrap: run a backfill).
+ * Returns 1, 0, or -errno. */
+int store_empty(mdb_store *s);
+
+/* PRAGMA integrity_check. Returns 0 when the file is sound, -EUCLEAN with
+ * the first problem in msg, or -errno. */
+int store_integrity(mdb_store *s, char *msg, size_t len);
+
+struct store_series {
+	const char *table; /* "bars" or "feats" */
+	const char *symbol;
+	int64_t iv;
+	int64_t rows;
+	int64_t first_ts, last_ts; /* ns */
+};
+
+/* Call fn for every (table, symbol, iv) in key order; stops early and
+ * returns fn's value when it is non-zero. Returns 0 or -errno. */
+int store_summary(mdb_store *s, int (*fn)(const struct store_series *ser, void *arg), void *arg);
+
+/* Bytes used by the database file and by its write-ahead log. */
+int store_size(mdb_store *s, uint64_t *db_bytes, uint64_t *wal_bytes);
+
+#endif

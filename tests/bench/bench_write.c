@@ -1,0 +1,523 @@
+/* bench_write.c - mdb-write, ring -> SQLite on disk (DESIGN.md section 6).
+ *
+ * Each run makes a fresh ring and database, starts the real mdb-write on
+ * them (default options, --retention 0), publishes N bars into the ring as
+ * fast as the ring lets it (16 symbols, one-minute bars, interleaved as a
+ * feed sends them) and stops the clock when mdb-write's slot has been
+ * released up to the ring's end: every bar is then committed, since
+ * mdb-write releases only after a commit. Sustained bars/s is N over that
+ * time. The database size per million bars is measured after a checkpoint.
+ *
+ * In the same run, two peers on the same disk:
+ *   bare   SQLite alone: prepared plain INSERTs of the same rows from memory
+ *          in 50k-row transactions, WAL, synchronous=NORMAL (the bare limit);
+ *   naive  one INSERT per transaction, SQL text built per row, SQLite's
+ *          defaults (rollback journal, synchronous=FULL).
+ * One extra run adds a reader thread querying the newest 100 bars of a
+ * symbol every millisecond while mdb-write writes, and reports its longest
+ * wait against the writer's batch interval.
+ *
+ * --smoke: a short check for the test suite: every bar arrives, mdb-write
+ * exits 0, and the reader never waits a batch interval. Speed is printed,
+ * not judged there (the suite's machine is busy).
+ */
+#include "record.h"
+#include "ring.h"
+
+#include <err.h>
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_RUNS    99
+#define SYMBOLS	    16
+#define T0	    1700000000000000000LL
+#define MINUTE	    60000000000LL
+#define BATCH_MS    100.0 /* mdb-write's default --batch-time */
+#define TARGET_KBPS 500.0
+
+struct bench {
+	long bars;
+	long naive_rows;
+	int runs;
+	bool smoke, verbose;
+	char dir[PATH_MAX];    /* our directory on disk */
+	char shm[64];	       /* our MDB_SHM_DIR */
+	char writer[PATH_MAX]; /* the mdb-write binary */
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void make_bar(struct mdb_record *r, long k)
+{
+	record_init(r, MDB_REC_BAR);
+	snprintf(r->s, sizeof r->s, "SYM%02ld", k % SYMBOLS);
+	r->ts = T0 + (k / SYMBOLS) * MINUTE;
+	r->bar.iv = 60;
+	r->bar.o = 100 + (double)(k % 97) * 0.25;
+	r->bar.h = r->bar.o + 1.5;
+	r->bar.l = r->bar.o - 1.25;
+	r->bar.c = r->bar.o + 0.5;
+	r->bar.v = (double)(k % 5000);
+	r->bar.n = k % 300;
+	r->bar.bv = r->bar.v / 2;
+	r->bar.av = r->bar.v / 2;
+	r->bar.f = MDB_F_FINAL;
+	snprintf(r->src, sizeof r->src, "bench");
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st, (void)flag, (void)f;
+	return remove(p);
+}
+
+static void rm_rf(const char *dir)
+{
+	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void rm_db(const char *path)
+{
+	char p[PATH_MAX + 64];
+	remove(path);
+	snprintf(p, sizeof p, "%s-wal", path);
+	remove(p);
+	snprintf(p, sizeof p, "%s-shm", path);
+	remove(p);
+}
+
+static sqlite3 *db_open(const char *path)
+{
+	sqlite3 *db;
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		errx(1, "%s: %s", path, sqlite3_errmsg(db));
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+static void db_exec(sqlite3 *db, const char *sql)
+{
+	char *e = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &e) != SQLITE_OK)
+		errx(1, "%s: %s", sql, e);
+}
+
+static int64_t db_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW)
+		errx(1, "%s: %s", sql, sqlite3_errmsg(db));
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* The same table as mdb-write's (mdb-write(1), SCHEMA). */
+static const char bars_ddl[] =
+    "CREATE TABLE bars (symbol TEXT NOT NULL, iv INTEGER NOT NULL, ts INTEGER NOT NULL,"
+    " o REAL, h REAL, l REAL, c REAL, v REAL, n INTEGER, bv REAL, av REAL,"
+    " f INTEGER NOT NULL DEFAULT 0, src TEXT, PRIMARY KEY (symbol, iv, ts)) WITHOUT ROWID";
+
+/* ---- the reader ---- */
+
+struct reader {
+	const char *path;
+	_Atomic bool stop;
+	long queries;
+	double max_ms;
+	double p99_ms;
+	double *lat;
+	long cap;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *rd = arg;
+	sqlite3 *db;
+	/* the writer makes the file; wait for its schema */
+	while (!atomic_load(&rd->stop)) {
+		if (sqlite3_open_v2(rd->path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+			sqlite3_stmt *st;
+			if (sqlite3_prepare_v2(
+				db,
+				"SELECT ts, c FROM bars WHERE symbol = ?1 AND iv = 60"
+				" ORDER BY ts DESC LIMIT 100",
+				-1, &st, NULL) == SQLITE_OK) {
+				sqlite3_busy_timeout(db, 10000);
+				for (long q = 0; !atomic_load(&rd->stop); q++) {
+					char sym[16];
+					snprintf(sym, sizeof sym, "SYM%02ld", q % SYMBOLS);
+					int64_t t0 = now_ns();
+					sqlite3_bind_text(st, 1, sym, -1, SQLITE_TRANSIENT);
+					int rc;
+					while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+						;
+					sqlite3_reset(st);
+					double ms = (double)(now_ns() - t0) / 1e6;
+					if (rc != SQLITE_DONE)
+						errx(1, "reader: %s", sqlite3_errmsg(db));
+					if (rd->queries < rd->cap)
+						rd->lat[rd->queries++] = ms;
+					struct timespec ts = {0, 1000000};
+					nanosleep(&ts, NULL);
+				}
+				sqlite3_finalize(st);
+			}
+			sqlite3_close(db);
+		}
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	if (rd->queries) {
+		qsort(rd->lat, rd->queries, sizeof *rd->lat, cmp_double);
+		rd->max_ms = rd->lat[rd->queries - 1];
+		rd->p99_ms = rd->lat[(long)((double)(rd->queries - 1) * 0.99)];
+	}
+	return NULL;
+}
+
+/* ---- mdb-write ---- */
+
+static bool slot_at_end(mdb_ring *r, bool *alive)
+{
+	struct ring_info info;
+	ring_info(r, &info);
+	for (int i = 0; i < info.nslots; i++)
+		if (strcmp(info.slots[i].name, "mdb-write") == 0) {
+			*alive = info.slots[i].alive;
+			return info.slots[i].alive && info.slots[i].position == info.position;
+		}
+	*alive = false;
+	return false;
+}
+
+/* One run of mdb-write. Returns bars/s; *bytes_per_m gets the size. */
+static double run_writer(const struct bench *b, int idx, struct reader *rd, double *bytes_per_m)
+{
+	char path[PATH_MAX + 32], ring_name[32];
+	snprintf(path, sizeof path, "%s/write-%d.db", b->dir, idx);
+	snprintf(ring_name, sizeof ring_name, "bench%d", idx);
+	rm_db(path);
+	int rc;
+	if ((rc = ring_create(ring_name, RING_DEFAULT_CAPACITY, 0600)) < 0)
+		errx(1, "ring_create: %s", strerror(-rc));
+	mdb_ring *r = ring_open(ring_name, &rc);
+	if (!r || (rc = ring_producer_begin(r)) < 0)
+		errx(1, "ring: %s", strerror(-rc));
+	char in[64];
+	snprintf(in, sizeof in, "ring:%s", ring_name);
+	pid_t pid = fork();
+	if (pid < 0)
+		err(1, "fork");
+	if (pid == 0) {
+		if (!b->verbose)
+			freopen("/dev/null", "w", stderr);
+		execl(b->writer, "mdb-write", "-i", in, "--retention", "0", path, (char *)NULL);
+		_exit(127);
+	}
+	bool alive = false;
+	for (int i = 0; i < 1000 && !alive; i++) {
+		slot_at_end(r, &alive);
+		if (!alive)
+			usleep(5000);
+	}
+	if (!alive)
+		errx(1, "mdb-write never joined the ring");
+	pthread_t th;
+	if (rd) {
+		rd->path = path;
+		atomic_store(&rd->stop, false);
+		if (pthread_create(&th, NULL, reader_main, rd))
+			errx(1, "pthread_create");
+	}
+	struct mdb_record rec;
+	uint8_t buf[MDB_REC_MAX_BYTES];
+	int64_t t0 = now_ns();
+	for (long k = 0; k < b->bars; k++) {
+		make_bar(&rec, k);
+		int n = record_encode(&rec, buf, sizeof buf);
+		if (n < 0 || (rc = ring_publish(r, MDB_REC_BAR, buf, (uint32_t)n, -1)) < 0)
+			errx(1, "publish: %s", strerror(n < 0 ? -n : -rc));
+	}
+	while (!slot_at_end(r, &alive)) {
+		if (!alive)
+			errx(1, "mdb-write died");
+		usleep(500);
+	}
+	int64_t t1 = now_ns();
+	if (rd) {
+		atomic_store(&rd->stop, true);
+		pthread_join(th, NULL);
+	}
+	int status;
+	kill(pid, SIGTERM);
+	waitpid(pid, &status, 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		errx(1, "mdb-write: exit status %d", status);
+	ring_close(&r);
+	ring_unlink(ring_name);
+
+	sqlite3 *db = db_open(path);
+	int64_t rows = db_int(db, "SELECT count(*) FROM bars");
+	if (rows != b->bars)
+		errx(1, "mdb-write: %lld bars in the database, %ld sent", (long long)rows, b->bars);
+	db_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+	*bytes_per_m = (double)(db_int(db, "PRAGMA page_count") * db_int(db, "PRAGMA page_size")) /
+		       (double)b->bars * 1e6;
+	sqlite3_close(db);
+	rm_db(path);
+	return (double)b->bars / ((double)(t1 - t0) / 1e9);
+}
+
+/* ---- the peers ---- */
+
+static double run_bare(const struct bench *b)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof path, "%s/bare.db", b->dir);
+	rm_db(path);
+	sqlite3 *db = db_open(path);
+	db_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+		    " PRAGMA cache_size = -65536");
+	db_exec(db, bars_ddl);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO bars VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+			       " ?10, ?11, ?12, ?13)",
+			       -1, &st, NULL) != SQLITE_OK)
+		errx(1, "bare: %s", sqlite3_errmsg(db));
+	struct mdb_record *recs = malloc(sizeof *recs * 50000);
+	if (!recs)
+		err(1, "malloc");
+	int64_t t = 0;
+	for (long k0 = 0; k0 < b->bars; k0 += 50000) {
+		long n = b->bars - k0 < 50000 ? b->bars - k0 : 50000;
+		for (long i = 0; i < n; i++) /* made before the clock runs: rows from memory */
+			make_bar(&recs[i], k0 + i);
+		int64_t t0 = now_ns();
+		db_exec(db, "BEGIN");
+		for (long i = 0; i < n; i++) {
+			const struct mdb_record *r = &recs[i];
+			sqlite3_bind_text(st, 1, r->s, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, r->bar.iv);
+			sqlite3_bind_int64(st, 3, r->ts);
+			sqlite3_bind_double(st, 4, r->bar.o);
+			sqlite3_bind_double(st, 5, r->bar.h);
+			sqlite3_bind_double(st, 6, r->bar.l);
+			sqlite3_bind_double(st, 7, r->bar.c);
+			sqlite3_bind_double(st, 8, r->bar.v);
+			sqlite3_bind_int64(st, 9, r->bar.n);
+			sqlite3_bind_double(st, 10, r->bar.bv);
+			sqlite3_bind_double(st, 11, r->bar.av);
+			sqlite3_bind_int64(st, 12, r->bar.f);
+			sqlite3_bind_text(st, 13, r->src, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				errx(1, "bare: %s", sqlite3_errmsg(db));
+			sqlite3_reset(st);
+		}
+		db_exec(db, "COMMIT");
+		t += now_ns() - t0;
+	}
+	free(recs);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	rm_db(path);
+	return (double)b->bars / ((double)t / 1e9);
+}
+
+static double run_naive(const struct bench *b)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof path, "%s/naive.db", b->dir);
+	rm_db(path);
+	sqlite3 *db = db_open(path);
+	db_exec(db, bars_ddl);
+	struct mdb_record r;
+	char sql[512];
+	int64_t t0 = now_ns();
+	for (long k = 0; k < b->naive_rows; k++) {
+		make_bar(&r, k);
+		snprintf(
+		    sql, sizeof sql,
+		    "INSERT INTO bars VALUES ('%s', %d, %lld, %.17g, %.17g, %.17g, %.17g, %.17g,"
+		    " %lld, %.17g, %.17g, %u, '%s')",
+		    r.s, r.bar.iv, (long long)r.ts, r.bar.o, r.bar.h, r.bar.l, r.bar.c, r.bar.v,
+		    (long long)r.bar.n, r.bar.bv, r.bar.av, r.bar.f, r.src);
+		db_exec(db, sql);
+	}
+	int64_t t1 = now_ns();
+	sqlite3_close(db);
+	rm_db(path);
+	return (double)b->naive_rows / ((double)(t1 - t0) / 1e9);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(
+	    out,
+	    "usage: bench_write [--smoke] [-n bars] [-r runs] [--naive-rows n] [--dir DIR] [-v]\n"
+	    "  -n, --bars N          bars per mdb-write run (default 2000000)\n"
+	    "  -r, --runs R          runs of each; medians are shown (default 5)\n"
+	    "      --naive-rows N    rows of the naive peer per run (default 2000)\n"
+	    "      --dir DIR         where the databases go (default $TMPDIR or /var/tmp)\n"
+	    "      --smoke           a quick correctness run for the test suite\n"
+	    "  -v, --verbose         every run, and mdb-write's log\n");
+	exit(out == stdout ? 0 : 2);
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_SMOKE = 0x100, OPT_NAIVE, OPT_DIR };
+	static const struct option longopts[] = {
+	    {"bars", required_argument, NULL, 'n'},
+	    {"runs", required_argument, NULL, 'r'},
+	    {"naive-rows", required_argument, NULL, OPT_NAIVE},
+	    {"dir", required_argument, NULL, OPT_DIR},
+	    {"smoke", no_argument, NULL, OPT_SMOKE},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct bench b = {.bars = 2000000, .naive_rows = 2000, .runs = 5};
+	long bars = 0, naive = 0, runs = 0;
+	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
+	int opt;
+	while ((opt = getopt_long(argc, argv, "n:r:vh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			if ((bars = atol(optarg)) < 1000)
+				errx(2, "bad --bars (at least 1000): %s", optarg);
+			break;
+		case 'r':
+			if ((runs = atol(optarg)) < 1 || runs > MAX_RUNS)
+				errx(2, "bad --runs (1..%d): %s", MAX_RUNS, optarg);
+			break;
+		case OPT_NAIVE:
+			if ((naive = atol(optarg)) < 10)
+				errx(2, "bad --naive-rows (at least 10): %s", optarg);
+			break;
+		case OPT_DIR:
+			dir = optarg;
+			break;
+		case OPT_SMOKE:
+			b.smoke = true;
+			break;
+		case 'v':
+			b.verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			break;
+		default:
+			usage(stderr);
+		}
+	}
+	if (b.smoke) {
+		b.bars = 200000;
+		b.naive_rows = 300;
+		b.runs = 1;
+	}
+	if (bars)
+		b.bars = bars;
+	if (naive)
+		b.naive_rows = naive;
+	if (runs)
+		b.runs = (int)runs;
+
+	/* the mdb-write next to us in the build tree, or under MDB_BUILD_DIR */
+	const char *bd = getenv("MDB_BUILD_DIR");
+	if (bd) {
+		snprintf(b.writer, sizeof b.writer, "%s/tools/mdb-write", bd);
+	} else {
+		char self[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+		if (n < 0)
+			err(1, "/proc/self/exe");
+		self[n] = '\0';
+		snprintf(b.writer, sizeof b.writer, "%s/../../tools/mdb-write", dirname(self));
+	}
+	if (access(b.writer, X_OK) < 0)
+		err(2, "%s (set MDB_BUILD_DIR)", b.writer);
+	snprintf(b.dir, sizeof b.dir, "%s/mdb-bench-write.XXXXXX", dir);
+	snprintf(b.shm, sizeof b.shm, "/dev/shm/mdb-bench-write.XXXXXX");
+	if (!mkdtemp(b.dir) || !mkdtemp(b.shm))
+		err(1, "mkdtemp");
+	setenv("MDB_SHM_DIR", b.shm, 1);
+	signal(SIGPIPE, SIG_IGN);
+
+	printf("bench_write: %ld bars per run, %d run%s, naive %ld rows; databases in %s\n", b.bars,
+	       b.runs, b.runs > 1 ? "s" : "", b.naive_rows, dir);
+	fflush(stdout);
+	double w[MAX_RUNS], size[MAX_RUNS], bare[MAX_RUNS], nv[MAX_RUNS];
+	for (int i = 0; i < b.runs; i++) {
+		w[i] = run_writer(&b, i, NULL, &size[i]);
+		bare[i] = run_bare(&b);
+		nv[i] = run_naive(&b);
+		if (b.verbose)
+			fprintf(stderr,
+				"run %d: mdb-write %.0f bars/s (%.1f MB per million), bare %.0f, "
+				"naive %.0f\n",
+				i + 1, w[i], size[i] / 1e6, bare[i], nv[i]);
+	}
+	struct reader rd = {.cap = 1 << 20};
+	if (!(rd.lat = malloc(sizeof *rd.lat * (size_t)rd.cap)))
+		err(1, "malloc");
+	double sz;
+	double wr = run_writer(&b, b.runs, &rd, &sz);
+
+	double mw = median(w, b.runs), ms = median(size, b.runs), mb = median(bare, b.runs),
+	       mn = median(nv, b.runs);
+	printf("mdb-write, ring -> SQLite on disk: %.0f k bars/s (median)\n", mw / 1e3);
+	printf("database size: %.1f MB per million bars\n", ms / 1e6);
+	printf("bare SQLite, prepared INSERT, 50k-row transactions, WAL: %.0f k rows/s (median)\n",
+	       mb / 1e3);
+	printf("naive, one INSERT per transaction, synchronous=FULL: %.1f k rows/s (median)\n",
+	       mn / 1e3);
+	printf("ratio: mdb-write / naive %.0fx; mdb-write / bare SQLite %.2f\n", mw / mn, mw / mb);
+	printf("reader during a run (%.0f k bars/s): %ld queries of the newest 100 bars, "
+	       "max wait %.2f ms, p99 %.2f ms; batch interval %.0f ms\n",
+	       wr / 1e3, rd.queries, rd.max_ms, rd.p99_ms, BATCH_MS);
+	bool reader_ok = rd.queries > 0 && rd.max_ms < BATCH_MS;
+	if (!b.smoke)
+		printf("targets: >= %.0f k bars/s %s; reader blocked < one batch %s\n", TARGET_KBPS,
+		       mw / 1e3 >= TARGET_KBPS ? "met" : "MISSED", reader_ok ? "met" : "MISSED");
+	free(rd.lat);
+	rm_rf(b.dir);
+	rm_rf(b.shm);
+	if (!reader_ok)
+		errx(1, "the reader waited %.2f ms (%ld queries): longer than a batch", rd.max_ms,
+		     rd.queries);
+	return 0;
+}
