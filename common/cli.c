@@ -3,6 +3,10 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "shm.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,15 +102,40 @@ int cli_parse_duration(const char *s, long long *out_ns)
 }
 
 static volatile sig_atomic_t stopping;
+static _Atomic uint32_t stop_word;
+static int stop_fd = -1;
 
+/* Only async-signal-safe steps: a flag, an atomic store, a futex wake and
+ * an eventfd write. The loop does the work. */
 static void on_stop(int sig)
 {
 	(void)sig;
+	int saved = errno;
 	stopping = 1;
+	atomic_store_explicit(&stop_word, 1, memory_order_seq_cst);
+	shm_futex_wake(&stop_word);
+	if (stop_fd >= 0) {
+		uint64_t one = 1;
+		(void)!write(stop_fd, &one, sizeof one);
+	}
+	errno = saved;
+}
+
+_Atomic uint32_t *cli_stop_word(void)
+{
+	return &stop_word;
+}
+
+int cli_stop_fd(void)
+{
+	if (stop_fd < 0)
+		stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return stop_fd;
 }
 
 void cli_catch_signals(void)
 {
+	cli_stop_fd();
 	struct sigaction sa = {0};
 	sa.sa_handler = on_stop;
 	sigemptyset(&sa.sa_mask);

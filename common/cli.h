@@ -6,6 +6,8 @@
 #define MDB_CLI_H
 
 #include <getopt.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -71,5 +73,12 @@ int cli_parse_duration(const char *s, long long *out_ns);
  * The handler only stores the flag; all work happens in the loop. */
 void cli_catch_signals(void);
 bool cli_stopping(void);
+
+/* What a stop signal changes, so a wait can include it and never sleep
+ * through a signal that landed just before it: a futex word that becomes
+ * non-zero (and is woken) and an eventfd that becomes readable (made on
+ * first use; -1 if it could not be). Valid before cli_catch_signals(). */
+_Atomic uint32_t *cli_stop_word(void);
+int cli_stop_fd(void);
 
 #endif

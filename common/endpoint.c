@@ -7,6 +7,7 @@
  * sleeps in poll(). Nothing polls on a timer.
  */
 #include "endpoint.h"
+#include "cli.h"
 #include "shm.h"
 
 #include <errno.h>
@@ -62,6 +63,8 @@ struct mdb_inputs {
 	bool manual; /* durable rings advance only in inputs_release() */
 	bool all_rings;
 	int64_t spin_ns;
+	_Atomic uint32_t *stop_word;
+	int stop_fd;
 	mdb_codec *codec;
 	uint8_t *jout; /* JSON line converted to MessagePack */
 	mdb_ring_consumer **cs; /* the ring inputs, for ring_wait_any */
@@ -97,6 +100,8 @@ void ep_opts_default(struct ep_opts *o)
 	o->ring_capacity = RING_DEFAULT_CAPACITY;
 	o->ring_mode = 0660;
 	o->publish_timeout_ns = -1;
+	o->stop_word = cli_stop_word();
+	o->stop_fd = cli_stop_fd();
 }
 
 /* One ZeroMQ context per process, shared by every socket and terminated
@@ -286,7 +291,8 @@ mdb_inputs *inputs_open(const char *const *uris, int n, const struct ep_opts *o,
 	}
 	mdb_inputs *in = calloc(1, sizeof *in);
 	int rc = -ENOMEM;
-	if (!in || !(in->in = calloc(n, sizeof *in->in)) || !(in->pfd = calloc(n, sizeof *in->pfd)) ||
+	if (!in || !(in->in = calloc(n, sizeof *in->in)) ||
+	    !(in->pfd = calloc(n + 1, sizeof *in->pfd)) ||
 	    !(in->cs = calloc(n, sizeof *in->cs)) || !(in->codec = codec_new()) ||
 	    !(in->jout = malloc(STDIO_BUF_MIN))) {
 		snprintf(errbuf, errlen, "out of memory");
@@ -295,6 +301,8 @@ mdb_inputs *inputs_open(const char *const *uris, int n, const struct ep_opts *o,
 	in->n = n;
 	in->json = o->json_in;
 	in->manual = o->manual_release;
+	in->stop_word = o->stop_word;
+	in->stop_fd = o->stop_fd;
 	in->spin_ns = o->spin_ns;
 	int nstdio = 0, nrings = 0;
 	for (int i = 0; i < n; i++) {
@@ -595,6 +603,8 @@ static int wait_fds(mdb_inputs *in, int64_t timeout_ns)
 	}
 	if (np == 0)
 		return 1;
+	if (in->stop_fd >= 0)
+		in->pfd[np++] = (struct pollfd){.fd = in->stop_fd, .events = POLLIN};
 	int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
 	int rc = poll(in->pfd, np, ms);
 	if (rc < 0)
@@ -636,8 +646,13 @@ int inputs_read(mdb_inputs *in, struct mdb_msg *m, int64_t timeout_ns)
 			if (left <= 0)
 				return 0;
 		}
-		int rc = in->all_rings ? ring_wait_any(in->cs, in->n, in->spin_ns, left)
-				       : wait_fds(in, left);
+		/* a stop signal that came before this point must not be slept
+		 * through: both waits also watch what the handler changes */
+		if (in->stop_word && atomic_load_explicit(in->stop_word, memory_order_seq_cst))
+			return -EINTR;
+		int rc = in->all_rings
+			     ? ring_wait_any_stop(in->cs, in->n, in->spin_ns, left, in->stop_word)
+			     : wait_fds(in, left);
 		if (rc < 0)
 			return rc;
 	}

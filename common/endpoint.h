@@ -45,10 +45,13 @@ struct ep_opts {
 	int zmq_hwm;               /* ZeroMQ high-water mark in messages (0: library default) */
 	bool manual_release;       /* durable input rings advance only in inputs_release() */
 	bool no_create;            /* input rings must exist (mdb-tap: a typo is an error) */
+	_Atomic uint32_t *stop_word; /* waits end with -EINTR once this is non-zero */
+	int stop_fd;               /* ... or this fd is readable (-1: none) */
 };
 
 /* Defaults: durable, from the end, 20 us spin, 64 MiB rings of mode 0660,
- * wait forever for space. */
+ * wait forever for space; the stop word and fd of cli_catch_signals(), so a
+ * stop signal always ends a wait. */
 void ep_opts_default(struct ep_opts *o);
 
 /* Check an endpoint's syntax. Returns 0 or -EINVAL with *why set. */

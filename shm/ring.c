@@ -786,7 +786,8 @@ static inline bool ready(mdb_ring_consumer *c, memory_order mo)
 }
 
 /* Spin up to spin_ns (forever when < 0, bounded by deadline). True if ready. */
-static bool spin(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t deadline)
+static bool spin(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t deadline,
+		 _Atomic uint32_t *stop)
 {
 	if (spin_ns == 0)
 		return false;
@@ -800,7 +801,8 @@ static bool spin(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t deadlin
 					return true;
 			cpu_relax();
 		}
-		if (until >= 0 && now_ns() >= until)
+		if ((until >= 0 && now_ns() >= until) ||
+		    (stop && atomic_load_explicit(stop, memory_order_relaxed)))
 			return false;
 	}
 }
@@ -866,6 +868,12 @@ static int sleep_moved(mdb_ring_consumer **cs, const uint64_t *pos, int n, _Atom
 
 int ring_wait_any(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeout_ns)
 {
+	return ring_wait_any_stop(cs, n, spin_ns, timeout_ns, NULL);
+}
+
+int ring_wait_any_stop(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeout_ns,
+		       _Atomic uint32_t *stop)
+{
 	if (n <= 0 || n > FUTEX_WAITV_MAX - 1)
 		return -EINVAL;
 	int64_t deadline = timeout_ns >= 0 ? now_ns() + timeout_ns : -1;
@@ -877,9 +885,12 @@ int ring_wait_any(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeou
 			return 1;
 		pos[i] = cs[i]->pos;
 	}
-	if (spin(cs, n, spin_ns, deadline))
+	if (spin(cs, n, spin_ns, deadline, stop))
 		return 1;
-	return sleep_moved(cs, pos, n, NULL, 0, deadline);
+	if (stop && atomic_load_explicit(stop, memory_order_seq_cst))
+		return -EINTR;
+	int rc = sleep_moved(cs, pos, n, stop, 0, deadline);
+	return rc == 2 ? -EINTR : rc;
 }
 
 int ring_wait(mdb_ring_consumer *c, int64_t timeout_ns)

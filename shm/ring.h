@@ -145,6 +145,12 @@ uint64_t ring_consumer_laps(const mdb_ring_consumer *c);
  * on all their rings. Returns 1 when any is ready, 0 on timeout, -errno. */
 int ring_wait_any(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeout_ns);
 
+/* ring_wait_any() that also returns -EINTR as soon as *stop is non-zero
+ * (a signal handler sets it and wakes it with shm_futex_wake), even when
+ * the signal came just before the sleep. stop may be NULL. */
+int ring_wait_any_stop(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeout_ns,
+		       _Atomic uint32_t *stop);
+
 /* For a watcher thread that turns ring activity into an fd event: sleep
  * until c's ring's published position differs from pos, or *ctl (a word another
  * thread changes and then wakes with shm_futex_wake) differs from ctl_val.
