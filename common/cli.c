@@ -6,21 +6,35 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "endpoint.h"
 #include "shm.h"
+
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static int fail(struct mdb_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct mdb_cli *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof c->err, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
 
 int cli_option(struct mdb_cli *c, int opt, const char *arg)
 {
 	switch (opt) {
 	case 'i':
 		if (c->nin == CLI_MAX_ENDPOINTS)
-			return -E2BIG;
+			goto too_many;
 		c->in[c->nin++] = arg;
 		return 1;
 	case 'o':
 		if (c->nout == CLI_MAX_ENDPOINTS)
-			return -E2BIG;
+			goto too_many;
 		c->out[c->nout++] = arg;
 		return 1;
 	case CLI_OPT_NAME:
@@ -35,9 +49,48 @@ int cli_option(struct mdb_cli *c, int opt, const char *arg)
 	case 'V':
 		c->version = true;
 		return 1;
+	case CLI_OPT_FROM:
+		if (strcmp(arg, "start") == 0)
+			c->from = RING_FROM_START;
+		else if (strcmp(arg, "end") == 0)
+			c->from = RING_FROM_END;
+		else
+			return fail(c, "--from takes start or end, not '%s'", arg);
+		return 1;
+	case CLI_OPT_RING_SIZE:
+		if (cli_parse_size(arg, &c->ring_size) < 0 || c->ring_size < RING_MIN_CAPACITY ||
+		    (c->ring_size & (c->ring_size - 1)))
+			return fail(c, "--ring-size: not a power of two of at least %u: '%s'",
+				    RING_MIN_CAPACITY, arg);
+		return 1;
 	default:
 		return 0;
 	}
+too_many:
+	snprintf(c->err, sizeof c->err, "at most %d inputs and %d outputs", CLI_MAX_ENDPOINTS,
+		 CLI_MAX_ENDPOINTS);
+	return -E2BIG;
+}
+
+void cli_apply(const struct mdb_cli *c, struct ep_opts *eo, const char *default_name)
+{
+	eo->name = c->name ? c->name : default_name;
+	eo->json_in = eo->json_out = c->json;
+	if (c->from >= 0)
+		eo->from = (enum ring_from)c->from;
+	if (c->ring_size)
+		eo->ring_capacity = c->ring_size;
+}
+
+int cli_check_endpoints(struct mdb_cli *c, const char *extra)
+{
+	const char *why;
+	for (int i = 0; i < c->nin + c->nout + 1; i++) {
+		const char *uri = i < c->nin ? c->in[i] : i < c->nin + c->nout ? c->out[i - c->nin] : extra;
+		if (uri && ep_parse_check(uri, &why) < 0)
+			return fail(c, "%s: %s", uri, why);
+	}
+	return 0;
 }
 
 void cli_print_version(const char *prog)

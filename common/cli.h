@@ -16,6 +16,8 @@
 enum {
 	CLI_OPT_NAME = 0x1000,
 	CLI_OPT_JSON,
+	CLI_OPT_FROM,
+	CLI_OPT_RING_SIZE,
 	CLI_OPT_FIRST_TOOL = 0x1100, /* tools number their own long options from here */
 };
 
@@ -25,6 +27,14 @@ enum {
 	    {"name", required_argument, NULL, CLI_OPT_NAME},                                       \
 	    {"json", no_argument, NULL, CLI_OPT_JSON}, {"help", no_argument, NULL, 'h'},           \
 	    {"version", no_argument, NULL, 'V'}
+
+/* --from and --ring-size, for the tools that consume and produce rings. */
+#define CLI_STAGE_LONGOPTS                                                                         \
+	{"from", required_argument, NULL, CLI_OPT_FROM},                                           \
+	    {"ring-size", required_argument, NULL, CLI_OPT_RING_SIZE}
+#define CLI_STAGE_USAGE                                                                            \
+	"      --from start|end    where a new consumer starts in an input ring (default end)\n"    \
+	"      --ring-size SIZE    capacity of rings this creates (default 64M)\n"
 
 /* Usage lines for the shared options, to print inside a tool's usage(). */
 #define CLI_USAGE                                                                                  \
@@ -47,14 +57,30 @@ struct mdb_cli {
 	bool json;
 	bool help;    /* -h was given */
 	bool version; /* -V was given */
+	int from;            /* enum ring_from; -1: not given */
+	unsigned long long ring_size; /* 0: not given */
+	char err[160];       /* why cli_option() failed */
 };
 
+/* Start a struct mdb_cli: nothing given yet. */
+#define CLI_INIT {.from = -1}
+
 /* Handle one option returned by getopt_long. Returns 1 when it was a shared
- * option, 0 when the tool must handle it, -E2BIG for too many endpoints. */
+ * option, 0 when the tool must handle it, or -EINVAL / -E2BIG with c->err
+ * saying why (the tool exits 2). */
 int cli_option(struct mdb_cli *c, int opt, const char *arg);
 
 /* Print "PROG VERSION" to stdout. */
 void cli_print_version(const char *prog);
+
+/* Check every -i/-o endpoint's syntax (and `extra`, if not NULL). Returns 0,
+ * or -EINVAL with c->err naming the bad one. */
+int cli_check_endpoints(struct mdb_cli *c, const char *extra);
+
+/* Copy what was given into endpoint options: the consumer name (or
+ * default_name), --json for both directions, --from and --ring-size. */
+struct ep_opts;
+void cli_apply(const struct mdb_cli *c, struct ep_opts *eo, const char *default_name);
 
 /* After the getopt loop: -h calls usage(stdout) (which exits 0), -V prints
  * the version and exits 0. */

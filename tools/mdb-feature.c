@@ -41,8 +41,6 @@ enum {
 	OPT_MOM,
 	OPT_SESSION,
 	OPT_NO_FORWARD,
-	OPT_FROM,
-	OPT_RING_SIZE,
 };
 
 struct series {
@@ -89,8 +87,7 @@ static _Noreturn void usage(FILE *out)
 		"      --mom N             momentum lag (default 10)\n"
 		"      --session HH:MM|none  VWAP resets daily at HH:MM UTC (default 00:00)\n"
 		"      --no-forward        write only feat records, not the input records\n"
-		"      --from start|end    where a new consumer starts in an input ring (default end)\n"
-		"      --ring-size SIZE    capacity of rings this creates (default 64M)\n"
+		CLI_STAGE_USAGE
 		CLI_USAGE_ENDPOINTS);
 	exit(out == stdout ? 0 : 2);
 }
@@ -290,12 +287,11 @@ int main(int argc, char **argv)
 	    {"mom", required_argument, NULL, OPT_MOM},
 	    {"session", required_argument, NULL, OPT_SESSION},
 	    {"no-forward", no_argument, NULL, OPT_NO_FORWARD},
-	    {"from", required_argument, NULL, OPT_FROM},
-	    {"ring-size", required_argument, NULL, OPT_RING_SIZE},
+	    CLI_STAGE_LONGOPTS,
 	    {NULL, 0, NULL, 0},
 	};
 	static struct engine e;
-	struct mdb_cli cli = {0};
+	struct mdb_cli cli = CLI_INIT;
 	const char *lvc_name = DEFAULT_LVC;
 	unsigned long long lvc_size = LVC_DEFAULT_CAPACITY;
 	struct ep_opts eo;
@@ -307,10 +303,9 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, CLI_SHORTOPTS, longopts, NULL)) != -1) {
 		int rc = cli_option(&cli, opt, optarg);
 		if (rc < 0)
-			die(2, "at most %d inputs and %d outputs", CLI_MAX_ENDPOINTS, CLI_MAX_ENDPOINTS);
+			die(2, "%s", cli.err);
 		if (rc > 0)
 			continue;
-		unsigned long long size;
 		char *end;
 		switch (opt) {
 		case OPT_LVC:
@@ -361,21 +356,6 @@ int main(int argc, char **argv)
 		case OPT_NO_FORWARD:
 			e.forward = false;
 			break;
-		case OPT_FROM:
-			if (strcmp(optarg, "start") == 0)
-				eo.from = RING_FROM_START;
-			else if (strcmp(optarg, "end") == 0)
-				eo.from = RING_FROM_END;
-			else
-				die(2, "--from takes start or end, not '%s'", optarg);
-			break;
-		case OPT_RING_SIZE:
-			if (cli_parse_size(optarg, &size) < 0 || size < RING_MIN_CAPACITY ||
-			    (size & (size - 1)))
-				die(2, "--ring-size: not a power of two of at least %u: '%s'",
-				    RING_MIN_CAPACITY, optarg);
-			eo.ring_capacity = size;
-			break;
 		default:
 			usage(stderr);
 		}
@@ -389,22 +369,13 @@ int main(int argc, char **argv)
 		die(2, "--lvc: not a valid name: '%s'", lvc_name);
 	if (ind_params_check(&e.p) < 0)
 		die(2, "bad indicator parameters");
-	eo.name = cli.name ? cli.name : "mdb-feature";
+	cli_apply(&cli, &eo, "mdb-feature");
 	/* durable inputs advance only once what they produced has left this
 	 * process, and output rings are waited on in slices (as mdb-pipe) */
 	eo.manual_release = true;
 	eo.publish_timeout_ns = 250000000;
-	eo.json_in = eo.json_out = cli.json;
-	for (int i = 0; i < cli.nin; i++) {
-		const char *why;
-		if (ep_parse_check(cli.in[i], &why) < 0)
-			die(2, "%s: %s", cli.in[i], why);
-	}
-	for (int i = 0; i < cli.nout; i++) {
-		const char *why;
-		if (ep_parse_check(cli.out[i], &why) < 0)
-			die(2, "%s: %s", cli.out[i], why);
-	}
+	if (cli_check_endpoints(&cli, NULL) < 0)
+		die(2, "%s", cli.err);
 
 	/* init */
 	char msg[512];

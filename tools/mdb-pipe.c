@@ -19,8 +19,6 @@
 
 enum {
 	OPT_OBSERVER = CLI_OPT_FIRST_TOOL,
-	OPT_FROM,
-	OPT_RING_SIZE,
 	OPT_TOPIC,
 	OPT_JSON_IN,
 	OPT_JSON_OUT,
@@ -36,8 +34,7 @@ static _Noreturn void usage(FILE *out)
 		"      --json-in           only stdin carries JSON lines\n"
 		"      --json-out          only stdout carries JSON lines\n"
 		"      --observer          join input rings as an observer (never hold the producer)\n"
-		"      --from start|end    where a new consumer starts in an input ring (default end)\n"
-		"      --ring-size SIZE    capacity of rings this creates (default 64M)\n"
+		CLI_STAGE_USAGE
 		"      --topic PREFIX      ZeroMQ inputs: only topics starting with PREFIX (e.g. bar/ES)\n"
 		CLI_USAGE_ENDPOINTS);
 	exit(out == stdout ? 0 : 2);
@@ -55,14 +52,13 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 	    CLI_LONGOPTS,
 	    {"observer", no_argument, NULL, OPT_OBSERVER},
-	    {"from", required_argument, NULL, OPT_FROM},
-	    {"ring-size", required_argument, NULL, OPT_RING_SIZE},
+	    CLI_STAGE_LONGOPTS,
 	    {"topic", required_argument, NULL, OPT_TOPIC},
 	    {"json-in", no_argument, NULL, OPT_JSON_IN},
 	    {"json-out", no_argument, NULL, OPT_JSON_OUT},
 	    {NULL, 0, NULL, 0},
 	};
-	struct mdb_cli cli = {0};
+	struct mdb_cli cli = CLI_INIT;
 	bool json_in = false, json_out = false;
 	struct ep_opts eo;
 	ep_opts_default(&eo);
@@ -71,28 +67,12 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, CLI_SHORTOPTS, longopts, NULL)) != -1) {
 		int rc = cli_option(&cli, opt, optarg);
 		if (rc < 0)
-			die(2, "at most %d inputs and %d outputs", CLI_MAX_ENDPOINTS, CLI_MAX_ENDPOINTS);
+			die(2, "%s", cli.err);
 		if (rc > 0)
 			continue;
-		unsigned long long size;
 		switch (opt) {
 		case OPT_OBSERVER:
 			eo.kind = RING_OBSERVER;
-			break;
-		case OPT_FROM:
-			if (strcmp(optarg, "start") == 0)
-				eo.from = RING_FROM_START;
-			else if (strcmp(optarg, "end") == 0)
-				eo.from = RING_FROM_END;
-			else
-				die(2, "--from takes start or end, not '%s'", optarg);
-			break;
-		case OPT_RING_SIZE:
-			if (cli_parse_size(optarg, &size) < 0 || size < RING_MIN_CAPACITY ||
-			    (size & (size - 1)))
-				die(2, "--ring-size: not a power of two of at least %u: '%s'",
-				    RING_MIN_CAPACITY, optarg);
-			eo.ring_capacity = size;
 			break;
 		case OPT_JSON_IN:
 			json_in = true;
@@ -112,25 +92,17 @@ int main(int argc, char **argv)
 	cli_help_version(&cli, "mdb-pipe", usage);
 	if (argc > 0)
 		usage(stderr);
-	eo.name = cli.name ? cli.name : "mdb-pipe";
+	cli_apply(&cli, &eo, "mdb-pipe");
 	/* a durable input advances only once its records have left this
 	 * process (stdout is buffered), so kill -9 loses nothing */
 	eo.manual_release = true;
 	/* a held-back output ring is waited on in slices, so a stop signal
 	 * that arrives between two futex waits is still seen promptly */
 	eo.publish_timeout_ns = 250000000;
-	eo.json_in = cli.json || json_in;
-	eo.json_out = cli.json || json_out;
-	for (int i = 0; i < cli.nin; i++) {
-		const char *why;
-		if (ep_parse_check(cli.in[i], &why) < 0)
-			die(2, "%s: %s", cli.in[i], why);
-	}
-	for (int i = 0; i < cli.nout; i++) {
-		const char *why;
-		if (ep_parse_check(cli.out[i], &why) < 0)
-			die(2, "%s: %s", cli.out[i], why);
-	}
+	eo.json_in |= json_in;
+	eo.json_out |= json_out;
+	if (cli_check_endpoints(&cli, NULL) < 0)
+		die(2, "%s", cli.err);
 
 	/* init */
 	char msg[512];

@@ -43,8 +43,6 @@ enum {
 	OPT_SPIKE_RESET,
 	OPT_CLOSE_AFTER,
 	OPT_FINAL_ONLY,
-	OPT_FROM,
-	OPT_RING_SIZE,
 };
 
 struct ohlc {
@@ -121,8 +119,7 @@ static _Noreturn void usage(FILE *out)
 		"      --spike-reset N     accept the new level after N spikes in a row (default 3)\n"
 		"      --close-after D     close a bar D after its end by the clock (default: by data)\n"
 		"      --final-only        write closed bars only, not forming ones\n"
-		"      --from start|end    where a new consumer starts in an input ring (default end)\n"
-		"      --ring-size SIZE    capacity of rings this creates (default 64M)\n"
+		CLI_STAGE_USAGE
 		CLI_USAGE_ENDPOINTS);
 	exit(out == stdout ? 0 : 2);
 }
@@ -605,12 +602,11 @@ int main(int argc, char **argv)
 	    {"spike-reset", required_argument, NULL, OPT_SPIKE_RESET},
 	    {"close-after", required_argument, NULL, OPT_CLOSE_AFTER},
 	    {"final-only", no_argument, NULL, OPT_FINAL_ONLY},
-	    {"from", required_argument, NULL, OPT_FROM},
-	    {"ring-size", required_argument, NULL, OPT_RING_SIZE},
+	    CLI_STAGE_LONGOPTS,
 	    {NULL, 0, NULL, 0},
 	};
 	static struct validator v;
-	struct mdb_cli cli = {0};
+	struct mdb_cli cli = CLI_INIT;
 	const char *rej_uri = NULL;
 	struct ep_opts eo;
 	ep_opts_default(&eo);
@@ -621,10 +617,9 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, CLI_SHORTOPTS "r:I:", longopts, NULL)) != -1) {
 		int rc = cli_option(&cli, opt, optarg);
 		if (rc < 0)
-			die(2, "at most %d inputs and %d outputs", CLI_MAX_ENDPOINTS, CLI_MAX_ENDPOINTS);
+			die(2, "%s", cli.err);
 		if (rc > 0)
 			continue;
-		unsigned long long size;
 		long long ns;
 		char *end;
 		switch (opt) {
@@ -658,21 +653,6 @@ int main(int argc, char **argv)
 		case OPT_FINAL_ONLY:
 			v.final_only = true;
 			break;
-		case OPT_FROM:
-			if (strcmp(optarg, "start") == 0)
-				eo.from = RING_FROM_START;
-			else if (strcmp(optarg, "end") == 0)
-				eo.from = RING_FROM_END;
-			else
-				die(2, "--from takes start or end, not '%s'", optarg);
-			break;
-		case OPT_RING_SIZE:
-			if (cli_parse_size(optarg, &size) < 0 || size < RING_MIN_CAPACITY ||
-			    (size & (size - 1)))
-				die(2, "--ring-size: not a power of two of at least %u: '%s'",
-				    RING_MIN_CAPACITY, optarg);
-			eo.ring_capacity = size;
-			break;
 		default:
 			usage(stderr);
 		}
@@ -684,22 +664,14 @@ int main(int argc, char **argv)
 		usage(stderr);
 	if (v.niv == 0)
 		v.iv[v.niv++] = 60;
-	eo.name = cli.name ? cli.name : "mdb-validate";
+	cli_apply(&cli, &eo, "mdb-validate");
 	eo.manual_release = true;
 	eo.publish_timeout_ns = 250000000;
-	eo.json_in = eo.json_out = cli.json;
-	const char *ewhy;
-	for (int i = 0; i < cli.nin; i++)
-		if (ep_parse_check(cli.in[i], &ewhy) < 0)
-			die(2, "%s: %s", cli.in[i], ewhy);
+	if (cli_check_endpoints(&cli, rej_uri) < 0)
+		die(2, "%s", cli.err);
 	bool stdout_used = cli.nout == 0;
-	for (int i = 0; i < cli.nout; i++) {
-		if (ep_parse_check(cli.out[i], &ewhy) < 0)
-			die(2, "%s: %s", cli.out[i], ewhy);
+	for (int i = 0; i < cli.nout; i++)
 		stdout_used |= strcmp(cli.out[i], "-") == 0;
-	}
-	if (rej_uri && ep_parse_check(rej_uri, &ewhy) < 0)
-		die(2, "%s: %s", rej_uri, ewhy);
 	if (rej_uri && strcmp(rej_uri, "-") == 0 && stdout_used)
 		die(2, "-r -: standard output already carries the bars");
 

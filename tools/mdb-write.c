@@ -42,7 +42,6 @@ enum {
 	OPT_PRUNE_BATCH,
 	OPT_PRUNE_EVERY,
 	OPT_MAX_SIZE,
-	OPT_FROM,
 };
 
 static _Noreturn void usage(FILE *out)
@@ -50,6 +49,7 @@ static _Noreturn void usage(FILE *out)
 	fprintf(
 	    out,
 	    "usage: mdb-write [-i ENDPOINT]... [--name NAME] [--json] [--from start|end]\n"
+	    "                 [--ring-size SIZE]\n"
 	    "                 [--batch-time DURATION] [--batch-rows N] [--synchronous MODE]\n"
 	    "                 [--retention DURATION] [--prune-batch N] [--prune-every DURATION]\n"
 	    "                 [--max-size SIZE] DATABASE\n"
@@ -59,6 +59,7 @@ static _Noreturn void usage(FILE *out)
 	    "      --name NAME         consumer name in input rings (default mdb-write)\n"
 	    "      --json              stdin carries JSON lines, not MessagePack\n"
 	    "      --from start|end    where a new consumer starts in a ring (default start)\n"
+	    "      --ring-size SIZE    capacity of input rings this creates (default 64M)\n"
 	    "      --batch-time D      commit at most D after a batch's first record (default "
 	    "100ms)\n"
 	    "      --batch-rows N      commit after N records (default 50000)\n"
@@ -415,10 +416,10 @@ int main(int argc, char **argv)
 	    {"prune-batch", required_argument, NULL, OPT_PRUNE_BATCH},
 	    {"prune-every", required_argument, NULL, OPT_PRUNE_EVERY},
 	    {"max-size", required_argument, NULL, OPT_MAX_SIZE},
-	    {"from", required_argument, NULL, OPT_FROM},
+	    CLI_STAGE_LONGOPTS,
 	    {NULL, 0, NULL, 0},
 	};
-	struct mdb_cli cli = {0};
+	struct mdb_cli cli = CLI_INIT;
 	struct writer w = {
 	    .batch_rows = 50000, .batch_ns = 100 * NS_PER_MS, .backoff_ns = RETRY_MIN_NS};
 	bool do_check = false;
@@ -433,7 +434,7 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, CLI_SHORTOPTS, longopts, NULL)) != -1) {
 		int rc = cli_option(&cli, opt, optarg);
 		if (rc < 0)
-			die(2, "at most %d inputs", CLI_MAX_ENDPOINTS);
+			die(2, "%s", cli.err);
 		if (rc > 0)
 			continue;
 		unsigned long long u;
@@ -482,14 +483,6 @@ int main(int argc, char **argv)
 				die(2, "--max-size: not a size of at least 64k: '%s'", optarg);
 			w.so.max_bytes = u;
 			break;
-		case OPT_FROM:
-			if (strcmp(optarg, "start") == 0)
-				eo.from = RING_FROM_START;
-			else if (strcmp(optarg, "end") == 0)
-				eo.from = RING_FROM_END;
-			else
-				die(2, "--from takes start or end, not '%s'", optarg);
-			break;
 		default:
 			usage(stderr);
 		}
@@ -504,15 +497,12 @@ int main(int argc, char **argv)
 		check(w.path);
 	if (cli.nout > 0)
 		die(2, "mdb-write has no outputs (-o): it writes to DATABASE");
-	w.name = eo.name = cli.name ? cli.name : "mdb-write";
+	cli_apply(&cli, &eo, "mdb-write");
+	w.name = eo.name;
 	/* a ring advances only when the rows it holds are committed */
 	eo.manual_release = true;
-	eo.json_in = cli.json;
-	for (int i = 0; i < cli.nin; i++) {
-		const char *why;
-		if (ep_parse_check(cli.in[i], &why) < 0)
-			die(2, "%s: %s", cli.in[i], why);
-	}
+	if (cli_check_endpoints(&cli, NULL) < 0)
+		die(2, "%s", cli.err);
 
 	/* init */
 	char msg[1024] = "";
