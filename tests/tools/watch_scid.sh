@@ -1,0 +1,127 @@
+#!/bin/bash
+# mdb-watch on .scid files made by mdb-sim: every record once, in order, with
+# the values mdb-sim wrote; a partial record; truncation and rewrite (while
+# running and while stopped); a file appearing, deleted and made again; a
+# corrupt header; a restart that repeats nothing; no CPU while idle.
+. "$(dirname "$0")/lib.sh"
+
+d=$tmp/d
+mkdir -p "$d" "$tmp/src" "$tmp/src2"
+sim() { "$bin/mdb-sim" -r 0 --quotes 0.05 --sub-trades 0.05 "$@"; }
+# the records of symbol $2 in mdb-watch's output $1, without fid/off
+sym_out() { grep "\"s\":\"$2\"" "$1" | sed 's/,"off":[0-9]*,"fid":[0-9]*}$/}/'; }
+sym_log() { grep "\"s\":\"$2\"" "$1"; }
+same() { # same SYMBOL OUT LOG: the records agree, line by line
+	sym_out "$2" "$1" >"$tmp/a"; sym_log "$3" "$1" >"$tmp/b"
+	cmp -s "$tmp/a" "$tmp/b" || { diff "$tmp/a" "$tmp/b" | head -5 >&2; fail "$1: output differs from what mdb-sim wrote ($(wc -l <"$tmp/a") vs $(wc -l <"$tmp/b") lines)"; }
+}
+
+sim -d "$d" -s ES -s NQ -n 500 --log "$tmp/sim.jsonl" || fail "mdb-sim"
+[ "$(stat -c %s "$d/ES.scid")" = $((56 + 40 * 500)) ] || fail "ES.scid has the wrong size"
+# mdb-sim is deterministic
+sim -d "$tmp/src2" -s ES -s NQ -n 500 || fail "mdb-sim"
+cmp -s "$d/ES.scid" "$tmp/src2/ES.scid" || fail "mdb-sim is not deterministic"
+rm -f "$tmp/src2"/*
+
+watch() { start "$bin/mdb-watch" --json --state "$tmp/state" "$d" >>"$tmp/out.jsonl" 2>>"$tmp/err"; }
+watch
+wp=$!
+wait_lines "$tmp/out.jsonl" 1000
+same ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
+same NQ "$tmp/out.jsonl" "$tmp/sim.jsonl"
+# times are unique and increasing per symbol
+for s in ES NQ; do
+	grep -o "\"s\":\"$s\",\"ts\":[0-9]*" "$tmp/out.jsonl" | cut -d: -f3 | sort -c -u -n ||
+		fail "$s: times not unique and increasing"
+done
+grep -q '"sub":1' "$tmp/out.jsonl" && grep -q '"sub":2' "$tmp/out.jsonl" || fail "no sub-trade markers"
+grep -q '"b":[0-9.]*,"a":[0-9.]*,"n":0,"src"' "$tmp/out.jsonl" || fail "no bid/ask update"
+pass "1000 records from two files, each once, in order, as written"
+
+sim -d "$d" -s ES -s NQ -n 200 --log "$tmp/sim.jsonl" || fail "mdb-sim"
+wait_lines "$tmp/out.jsonl" 1400
+same ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
+pass "appended records follow"
+
+# a partial record waits for the rest
+sim -d "$tmp/src" -s PR -n 10 --log "$tmp/sim.jsonl" || fail "mdb-sim"
+head -c $((56 + 40 * 3 + 17)) "$tmp/src/PR.scid" >"$d/PR.scid"
+wait_lines "$tmp/out.jsonl" 1403
+sleep 0.3
+[ "$(grep -c '"s":"PR"' "$tmp/out.jsonl")" = 3 ] || fail "a partial record was published"
+tail -c +$((56 + 40 * 3 + 17 + 1)) "$tmp/src/PR.scid" >>"$d/PR.scid"
+wait_lines "$tmp/out.jsonl" 1410
+same PR "$tmp/out.jsonl" "$tmp/sim.jsonl"
+pass "a partial record waits for the rest"
+
+# truncation and rewrite: NQ is replaced in place by a shorter file
+sim -d "$tmp/src2" -s NQ -n 50 --seed 7 --log "$tmp/nq7.jsonl" || fail "mdb-sim"
+cp "$tmp/src2/NQ.scid" "$d/NQ.scid"
+wait_lines "$tmp/out.jsonl" 1460
+sym_out "$tmp/out.jsonl" NQ | tail -n 50 >"$tmp/a"
+cmp -s "$tmp/a" "$tmp/nq7.jsonl" || fail "the rewritten file's records differ"
+[ "$(grep -c '"s":"NQ"' "$tmp/out.jsonl")" = 750 ] || fail "NQ: records repeated after the rewrite"
+pass "a truncated and rewritten file is read again from the start, once"
+
+# a new file appears, is deleted, appears again
+sim -d "$d" -s CL -n 100 --log "$tmp/sim.jsonl" || fail "mdb-sim"
+wait_lines "$tmp/out.jsonl" 1560
+rm "$d/CL.scid"
+sleep 0.2
+sim -d "$d" -s CL -n 30 --seed 9 --log "$tmp/cl9.jsonl" || fail "mdb-sim"
+wait_lines "$tmp/out.jsonl" 1590
+same CL "$tmp/out.jsonl" <(cat "$tmp/sim.jsonl" "$tmp/cl9.jsonl")
+grep -q "CL.scid: gone" "$tmp/err" || fail "no log line for the deleted file"
+pass "a file appearing, deleted and made again"
+
+# a corrupt header is reported with file and offset; the rest carries on
+{ printf 'SCIX'; head -c 52 /dev/zero; head -c 400 /dev/urandom; } >"$d/BAD.scid"
+{ head -c 4 "$d/ES.scid"; printf '\x3c\0\0\0'; head -c 48 /dev/zero; } >"$d/BAD2.scid"
+sim -d "$d" -s ES -n 10 --log "$tmp/sim.jsonl" || fail "mdb-sim"
+wait_lines "$tmp/out.jsonl" 1600
+grep -q "BAD.scid: offset 0: bad magic" "$tmp/err" || fail "no error naming BAD.scid and its offset"
+grep -q "BAD2.scid: offset 4: header size" "$tmp/err" || fail "no error naming BAD2.scid's header size"
+same ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
+kill -0 $wp || fail "mdb-watch died"
+pass "corrupt headers: a clear error, and the other files carry on"
+
+# idle: no CPU while nothing changes
+idle=${IDLE_SECONDS:-10}
+t0=$(awk '{ print $14 + $15 }' /proc/$wp/stat)
+sleep "$idle"
+t1=$(awk '{ print $14 + $15 }' /proc/$wp/stat)
+[ $((t1 - t0)) -le 1 ] || fail "idle mdb-watch used $((t1 - t0)) ticks of CPU in ${idle}s"
+pass "idle for ${idle}s: $((t1 - t0)) clock ticks of CPU"
+
+# a restart repeats nothing and picks up what came while it was stopped,
+# including a file rewritten in place to a larger size
+kill $wp; wait $wp || fail "mdb-watch did not exit 0 on SIGTERM"
+sim -d "$d" -s ES -n 20 --log "$tmp/sim.jsonl" || fail "mdb-sim"
+rm -f "$tmp/src2/NQ.scid"
+sim -d "$tmp/src2" -s NQ -n 80 --seed 11 --log "$tmp/nq11.jsonl" || fail "mdb-sim"
+cat "$tmp/src2/NQ.scid" >"$d/NQ.scid"
+watch
+wp=$!
+wait_lines "$tmp/out.jsonl" 1700
+sleep 0.3
+[ "$(wc -l <"$tmp/out.jsonl")" = 1700 ] || fail "restart: $(wc -l <"$tmp/out.jsonl") lines, wanted 1700"
+same ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
+sym_out "$tmp/out.jsonl" NQ | tail -n 80 >"$tmp/a"
+cmp -s "$tmp/a" "$tmp/nq11.jsonl" || fail "the file rewritten while stopped was not read anew"
+pass "a restart resumes at the saved offsets; a file rewritten meanwhile is read anew"
+
+# bars, a symbol map and usage errors
+mkdir "$tmp/bars"
+"$bin/mdb-sim" -d "$tmp/bars" -s NQU25-CME -r 0 -n 300 --bars || fail "mdb-sim --bars"
+printf '# map\nNQU25-CME NQ\n' >"$tmp/map"
+timeout 5 "$bin/mdb-watch" --json --symbols "$tmp/map" --bar-interval 1 "$tmp/bars/NQU25-CME.scid" >"$tmp/bars.jsonl" &
+p=$!; pids+=($p)
+wait_lines "$tmp/bars.jsonl" 1
+kill $p; wait $p
+grep -q '^{"t":"bar","s":"NQ","ts":[0-9]*000000000,"iv":1,"o":' "$tmp/bars.jsonl" || fail "no 1-second bars for NQ"
+printf 'NQU25-CME\n' >"$tmp/badmap"
+"$bin/mdb-watch" --symbols "$tmp/badmap" "$d" 2>"$tmp/e"; [ $? = 2 ] || fail "a bad map is not exit 2"
+grep -q "badmap: line 1" "$tmp/e" || fail "a bad map's error does not name its line"
+"$bin/mdb-watch" 2>/dev/null; [ $? = 2 ] || fail "no path is not exit 2"
+"$bin/mdb-sim" --rate x 2>/dev/null; [ $? = 2 ] || fail "mdb-sim: a bad rate is not exit 2"
+pass "bars, the symbol map, usage errors"

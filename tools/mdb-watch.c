@@ -1,0 +1,956 @@
+/* mdb-watch - turn appends to Sierra Chart .scid files into records.
+ *
+ * The kernel tells us what changed (inotify on each watched directory) and
+ * io_uring does the waiting and the reads: one io_uring_wait_cqe() covers
+ * the inotify fd, the stop signal's eventfd and file reads, so an idle
+ * watcher sleeps in the kernel and uses no CPU. Every event in one inotify
+ * read only marks its file dirty; the dirty files are then read once each,
+ * from their saved offset, complete 40-byte records only (a partial record
+ * waits for its rest).
+ *
+ * Exactly once across kill -9. The state file holds, per file, its inode and
+ * the offset up to which its records were published, and the position of
+ * the output ring at that moment; it is replaced (temp file + rename) after
+ * each chunk is published, never before. A crash between publishing and
+ * saving would repeat that chunk, so every record also carries "fid" (a hash
+ * of the file's path and inode) and "off" (the file offset just past it).
+ * A restarted watcher reads its output ring from the saved position to its
+ * end, as an observer, and takes each fid's last off from there: what was
+ * published wins over what was saved. Without a ring output (stdout,
+ * ZeroMQ) there is nothing to read back, and a crash in that window repeats
+ * at most one chunk.
+ */
+#include "cli.h"
+#include "counters.h"
+#include "endpoint.h"
+#include "log.h"
+#include "ring.h"
+#include "scid.h"
+#include "symmap.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <liburing.h>
+#include <linux/magic.h>
+#include <msgpack.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WATCH_MAX_DIRS 64
+#define WATCH_MAX_FILES 1024
+#define WATCH_CHUNK (1u << 20) /* bytes of .scid read (and published) per state save */
+#define WATCH_STATE_MAGIC "mdb-watch-state 1"
+
+enum {
+	OPT_STATE = CLI_OPT_FIRST_TOOL,
+	OPT_SYMBOLS,
+	OPT_BAR_IV,
+	OPT_RING_SIZE,
+};
+
+enum { TAG_INOTIFY = 1, TAG_STOP, TAG_READ };
+
+struct wdir {
+	char path[PATH_MAX]; /* absolute */
+	int wd;
+	bool all; /* every *.scid in it, not only the files named */
+};
+
+struct wfile {
+	bool used;
+	bool named;              /* given on the command line: kept when deleted */
+	int dir;                 /* index in dirs[] */
+	char name[NAME_MAX + 1]; /* within the directory */
+	char path[PATH_MAX];
+	char sym[MDB_SYM_MAX];
+	int fd;                  /* -1: not open */
+	ino_t ino;
+	uint32_t fid;            /* hash of path and inode, in every record as "fid" */
+	uint64_t off;            /* next byte to read; 0: the header is not checked yet */
+	bool bad;                /* bad header: ignored until it shrinks or is replaced */
+	bool dirty;
+	bool have_last;
+	uint8_t last[SCID_RECORD_SIZE]; /* the record before off, to spot a rewrite */
+};
+
+/* A saved or recovered offset, by fid. */
+struct saved {
+	uint32_t fid;
+	uint64_t off;
+	char path[PATH_MAX];
+	bool from_ring;
+	bool have_last;
+	uint8_t last[SCID_RECORD_SIZE]; /* the record before off, as saved */
+};
+
+static struct {
+	struct io_uring ring;
+	int ino_fd, stop_fd;
+	struct wdir dirs[WATCH_MAX_DIRS];
+	int ndirs;
+	struct wfile files[WATCH_MAX_FILES];
+	int nfiles;
+	mdb_symmap *symmap;
+	int32_t bar_iv;
+	mdb_outputs *out;
+	mdb_ring *oring;       /* the first output ring, for its position */
+	const char *oring_name;
+	const char *state_path;
+	bool state_sync;       /* the state file is on a disk: fdatasync it */
+	bool published;        /* records published since the last state save */
+	bool ino_ready;        /* an inotify read completed and waits to be parsed */
+	int ino_res;
+	bool stop;
+	uint8_t *rbuf;         /* file read buffer, WATCH_CHUNK + one record */
+	uint32_t chunk;        /* bytes per read: a multiple of the record size */
+	_Alignas(struct inotify_event) char evbuf[64 * 1024];
+	uint8_t enc[MDB_REC_MAX_BYTES];
+	struct saved *saved;
+	int nsaved;
+	mdb_counter *c_out, *c_bad, *c_err, *c_files, *c_last;
+} W;
+
+static _Noreturn void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mdb-watch [-o ENDPOINT]... [--name NAME] [--json] [--state FILE]\n"
+		"                 [--symbols FILE] [--bar-interval SECONDS] [--ring-size SIZE] PATH...\n"
+		"Publish the records appended to Sierra Chart .scid files. PATH is a file or a\n"
+		"directory (every *.scid in it, including files that appear later).\n"
+		"  -o, --output ENDPOINT   write to ENDPOINT (repeatable; default -)\n"
+		"      --name NAME         instance name for counters (default mdb-watch)\n"
+		"      --json              stdout carries JSON lines, not MessagePack\n"
+		"      --state FILE        keep each file's offset in FILE (exactly once across restarts)\n"
+		"      --symbols FILE      map file names to symbols (lines: NAME SYMBOL)\n"
+		"      --bar-interval SECONDS  iv of bar records (records whose open is a price; default 1)\n"
+		"      --ring-size SIZE    capacity of rings this creates (default 64M)\n"
+		"  -h, --help              show this help\n"
+		"  -V, --version           show the version\n" CLI_USAGE_ENDPOINTS);
+	exit(out == stdout ? 0 : 2);
+}
+
+static int64_t wall_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static uint32_t file_fid(const char *path, ino_t ino)
+{
+	uint32_t h = 2166136261u;
+	for (const char *p = path; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	for (int i = 0; i < 8; i++)
+		h = (h ^ (uint8_t)((uint64_t)ino >> (8 * i))) * 16777619u;
+	return h;
+}
+
+static bool is_scid(const char *name)
+{
+	size_t n = strlen(name);
+	return n > 5 && strcmp(name + n - 5, ".scid") == 0;
+}
+
+/* ---- io_uring: every wait goes through here ---- */
+
+static void arm_inotify(void)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&W.ring);
+	io_uring_prep_read(sqe, W.ino_fd, W.evbuf, sizeof W.evbuf, 0);
+	io_uring_sqe_set_data64(sqe, TAG_INOTIFY);
+}
+
+static void arm_stop(void)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&W.ring);
+	io_uring_prep_poll_add(sqe, W.stop_fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, TAG_STOP);
+}
+
+/* Note a completion that is not a file read. */
+static void note_cqe(uint64_t tag, int res)
+{
+	if (tag == TAG_INOTIFY) {
+		W.ino_ready = true;
+		W.ino_res = res;
+	} else if (tag == TAG_STOP) {
+		W.stop = true;
+	}
+}
+
+/* Wait for one completion (any) and note it; returns its tag and result. */
+static uint64_t wait_one(int *res)
+{
+	struct io_uring_cqe *cqe;
+	int rc;
+	while ((rc = io_uring_submit_and_wait(&W.ring, 1)) == -EINTR)
+		;
+	if (rc < 0 && rc != -EBUSY)
+		die(1, "io_uring: %s", strerror(-rc));
+	while ((rc = io_uring_wait_cqe(&W.ring, &cqe)) == -EINTR)
+		;
+	if (rc < 0)
+		die(1, "io_uring: %s", strerror(-rc));
+	uint64_t tag = io_uring_cqe_get_data64(cqe);
+	*res = cqe->res;
+	io_uring_cqe_seen(&W.ring, cqe);
+	note_cqe(tag, *res);
+	return tag;
+}
+
+/* pread through io_uring. Returns bytes read or -errno. */
+static ssize_t uring_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&W.ring);
+	if (!sqe) {
+		io_uring_submit(&W.ring);
+		sqe = io_uring_get_sqe(&W.ring);
+	}
+	io_uring_prep_read(sqe, fd, buf, (unsigned)len, off);
+	io_uring_sqe_set_data64(sqe, TAG_READ);
+	int res;
+	while (wait_one(&res) != TAG_READ)
+		;
+	return res;
+}
+
+/* ---- the state file ---- */
+
+static void state_save(void)
+{
+	if (!W.state_path)
+		return;
+	char tmp[PATH_MAX + 16];
+	snprintf(tmp, sizeof tmp, "%s.tmp", W.state_path);
+	FILE *f = fopen(tmp, "w");
+	if (!f) {
+		counter_add(W.c_err, 1);
+		logmsg(LOG_ERR, "%s: %s", tmp, strerror(errno));
+		return;
+	}
+	fprintf(f, "%s\n", WATCH_STATE_MAGIC);
+	if (W.oring)
+		fprintf(f, "ring %s %llu\n", W.oring_name,
+			(unsigned long long)ring_position(W.oring));
+	for (int i = 0; i < W.nfiles; i++) {
+		const struct wfile *wf = &W.files[i];
+		if (!wf->used || wf->fd < 0 || wf->bad)
+			continue; /* a bad file is checked anew by the next run */
+		char hex[2 * SCID_RECORD_SIZE + 1] = "-";
+		for (int k = 0; wf->have_last && k < SCID_RECORD_SIZE; k++)
+			sprintf(hex + 2 * k, "%02x", wf->last[k]);
+		fprintf(f, "file %u %llu %llu %s %s\n", wf->fid, (unsigned long long)wf->off,
+			(unsigned long long)wf->ino, hex, wf->path);
+	}
+	int rc = fflush(f) == 0 && (!W.state_sync || fdatasync(fileno(f)) == 0) ? 0 : -errno;
+	if (fclose(f) != 0 && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, W.state_path) < 0)
+		rc = -errno;
+	if (rc) {
+		counter_add(W.c_err, 1);
+		logmsg(LOG_ERR, "%s: %s", W.state_path, strerror(-rc));
+		unlink(tmp);
+	}
+	W.published = false;
+}
+
+static struct saved *saved_find(uint32_t fid)
+{
+	for (int i = 0; i < W.nsaved; i++)
+		if (W.saved[i].fid == fid)
+			return &W.saved[i];
+	return NULL;
+}
+
+static struct saved *saved_add(uint32_t fid)
+{
+	struct saved *s = saved_find(fid);
+	if (s)
+		return s;
+	if (W.nsaved >= WATCH_MAX_FILES * 2)
+		return NULL;
+	s = &W.saved[W.nsaved++];
+	memset(s, 0, sizeof *s);
+	s->fid = fid;
+	return s;
+}
+
+/* Read the state file. Returns the ring position it was saved at (0: none). */
+static uint64_t state_load(char *ring_name, size_t ring_name_size)
+{
+	FILE *f = fopen(W.state_path, "r");
+	if (!f) {
+		if (errno != ENOENT)
+			die(1, "%s: %s", W.state_path, strerror(errno));
+		return 0;
+	}
+	char line[PATH_MAX + 128];
+	uint64_t pos = 0;
+	int lineno = 0;
+	ring_name[0] = '\0';
+	while (fgets(line, sizeof line, f)) {
+		lineno++;
+		line[strcspn(line, "\n")] = '\0';
+		unsigned fid;
+		unsigned long long off, ino, p;
+		int n = 0;
+		char name[RING_NAME_MAX], hex[2 * SCID_RECORD_SIZE + 1];
+		if (lineno == 1) {
+			if (strcmp(line, WATCH_STATE_MAGIC) != 0)
+				die(1, "%s: line 1: not an mdb-watch state file", W.state_path);
+		} else if (sscanf(line, "ring %47s %llu", name, &p) == 2) {
+			snprintf(ring_name, ring_name_size, "%s", name);
+			pos = p;
+		} else if (sscanf(line, "file %u %llu %llu %80s %n", &fid, &off, &ino, hex, &n) == 4 &&
+			   n) {
+			struct saved *s = saved_add(fid);
+			if (s) {
+				s->off = off;
+				snprintf(s->path, sizeof s->path, "%s", line + n);
+				s->have_last = strlen(hex) == 2 * SCID_RECORD_SIZE;
+				for (int k = 0; s->have_last && k < SCID_RECORD_SIZE; k++) {
+					unsigned b;
+					s->have_last = sscanf(hex + 2 * k, "%2x", &b) == 1;
+					s->last[k] = (uint8_t)b;
+				}
+			}
+		} else {
+			die(1, "%s: line %d: cannot parse '%s'", W.state_path, lineno, line);
+		}
+	}
+	fclose(f);
+	return pos;
+}
+
+/* The uint values of keys "fid" and "off" of one record; false if absent. */
+static bool record_fid_off(const void *data, size_t len, uint32_t *fid, uint64_t *off)
+{
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	bool got_fid = false, got_off = false;
+	if (msgpack_unpack_next(&u, data, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+	    u.data.type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object_map *m = &u.data.via.map;
+		for (uint32_t i = 0; i < m->size; i++) {
+			const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+			if (k->type != MSGPACK_OBJECT_STR || k->via.str.size != 3 ||
+			    v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+				continue;
+			if (memcmp(k->via.str.ptr, "fid", 3) == 0) {
+				*fid = (uint32_t)v->via.u64;
+				got_fid = true;
+			} else if (memcmp(k->via.str.ptr, "off", 3) == 0) {
+				*off = v->via.u64;
+				got_off = true;
+			}
+		}
+	}
+	msgpack_unpacked_destroy(&u);
+	return got_fid && got_off;
+}
+
+/* Read what this watcher published after its last state save back from the
+ * output ring: each fid's last "off" there supersedes the saved one. */
+static void recover_from_ring(uint64_t from)
+{
+	uint64_t end = ring_position(W.oring), oldest = ring_oldest(W.oring);
+	if (end < from) {
+		logmsg(LOG_WARNING, "ring:%s is behind the state file (made anew?): using the state file",
+		       W.oring_name);
+		return;
+	}
+	if (end == from)
+		return;
+	if (from < oldest) {
+		logmsg(LOG_WARNING, "ring:%s has overwritten records published after the last save",
+		       W.oring_name);
+		from = oldest;
+	}
+	char name[RING_NAME_MAX];
+	snprintf(name, sizeof name, "mdb-watch.recover.%d", (int)getpid());
+	int err;
+	mdb_ring_consumer *c = ring_consumer_open(W.oring, name, RING_OBSERVER, RING_FROM_END, 0,
+						  &err);
+	if (!c)
+		die(1, "ring:%s: cannot read it back: %s", W.oring_name, strerror(-err));
+	ring_seek(c, from);
+	struct ring_rec rec;
+	int rc, n = 0;
+	while (ring_consumer_position(c) < end && (rc = ring_next(c, &rec)) != 0) {
+		if (rc == RING_LAPPED) {
+			logmsg(LOG_WARNING, "ring:%s: lapped while reading it back", W.oring_name);
+			continue;
+		}
+		uint32_t fid = 0;
+		uint64_t off = 0;
+		if (!record_fid_off(rec.data, rec.len, &fid, &off))
+			continue;
+		struct saved *s = saved_add(fid);
+		if (s) {
+			s->off = off;
+			s->from_ring = true;
+			s->have_last = false; /* the ring has the record, not its bytes */
+			n++;
+		}
+	}
+	ring_consumer_close(&c);
+	if (n)
+		logmsg(LOG_INFO, "ring:%s: %d records published after the last state save", W.oring_name, n);
+}
+
+/* ---- files ---- */
+
+static struct wfile *file_find(int dir, const char *name)
+{
+	for (int i = 0; i < W.nfiles; i++)
+		if (W.files[i].used && W.files[i].dir == dir && strcmp(W.files[i].name, name) == 0)
+			return &W.files[i];
+	return NULL;
+}
+
+static struct wfile *file_add(int dir, const char *name_in, bool named)
+{
+	char name[NAME_MAX + 1]; /* name_in may be a slot's name, about to be cleared */
+	snprintf(name, sizeof name, "%s", name_in);
+	struct wfile *wf = file_find(dir, name);
+	if (wf)
+		return wf;
+	for (int i = 0; i <= W.nfiles && i < WATCH_MAX_FILES; i++) {
+		if (i < W.nfiles && W.files[i].used)
+			continue;
+		wf = &W.files[i];
+		if (i == W.nfiles)
+			W.nfiles++;
+		memset(wf, 0, sizeof *wf);
+		wf->used = true;
+		wf->named = named;
+		wf->dir = dir;
+		wf->fd = -1;
+		snprintf(wf->name, sizeof wf->name, "%s", name);
+		char path[PATH_MAX];
+		if (snprintf(path, sizeof path, "%s/%s", W.dirs[dir].path, name) >= (int)sizeof path) {
+			wf->used = false;
+			logmsg(LOG_ERR, "%s/%s: path too long", W.dirs[dir].path, name);
+			return NULL;
+		}
+		memcpy(wf->path, path, sizeof path);
+		char base[NAME_MAX + 1];
+		snprintf(base, sizeof base, "%s", name);
+		if (is_scid(base))
+			base[strlen(base) - 5] = '\0';
+		const char *sym = symmap_lookup(W.symmap, base);
+		if (!sym)
+			sym = base;
+		if (strlen(sym) >= sizeof wf->sym) {
+			logmsg(LOG_ERR, "%s: symbol '%s' too long (map it with --symbols)", wf->path, sym);
+			wf->used = false;
+			return NULL;
+		}
+		memcpy(wf->sym, sym, strlen(sym) + 1);
+		return wf;
+	}
+	logmsg(LOG_ERR, "%s/%s: more than %d files", W.dirs[dir].path, name, WATCH_MAX_FILES);
+	return NULL;
+}
+
+static void file_close(struct wfile *wf)
+{
+	if (wf->fd >= 0) {
+		close(wf->fd);
+		wf->fd = -1;
+		counter_add(W.c_files, (uint64_t)-1);
+	}
+	wf->dirty = false;
+	if (!wf->named)
+		wf->used = false;
+}
+
+/* Open the file now at wf->path. resume: take the offset from the state
+ * file or the output ring (start-up); otherwise a new file starts at 0. */
+static void file_open(struct wfile *wf, bool resume)
+{
+	int fd = open(wf->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			logmsg(LOG_ERR, "%s: %s", wf->path, strerror(errno));
+		return;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return;
+	}
+	wf->fd = fd;
+	counter_add(W.c_files, 1);
+	wf->ino = st.st_ino;
+	wf->fid = file_fid(wf->path, st.st_ino);
+	wf->off = 0;
+	wf->bad = false;
+	wf->have_last = false;
+	wf->dirty = true;
+	const struct saved *s = resume ? saved_find(wf->fid) : NULL;
+	if (!s || s->off < SCID_HEADER_SIZE)
+		return;
+	if ((s->off - SCID_HEADER_SIZE) % SCID_RECORD_SIZE || s->off > (uint64_t)st.st_size) {
+		logmsg(LOG_WARNING, "%s: saved offset %llu does not fit the file: reading it from the start",
+		       wf->path, (unsigned long long)s->off);
+		return;
+	}
+	/* the record before the offset, as this watcher saw it, shows a
+	 * rewrite made while it was not running */
+	wf->off = s->off;
+	if (s->have_last) {
+		memcpy(wf->last, s->last, SCID_RECORD_SIZE);
+		wf->have_last = true;
+	}
+	logmsg(LOG_INFO, "%s: resuming at offset %llu (%s)", wf->path, (unsigned long long)wf->off,
+	       s->from_ring ? "from the output ring" : "from the state file");
+}
+
+/* Publish one encoded record, waiting out a held-back ring in slices so a
+ * stop signal is seen. Returns false when stopping before it was written. */
+static bool publish(const uint8_t *data, int len, uint32_t type)
+{
+	struct mdb_msg m = {.type = type, .len = (uint32_t)len, .data = data};
+	int rc;
+	while ((rc = outputs_write(W.out, &m)) == -EINTR || rc == -ETIMEDOUT)
+		if (cli_stopping())
+			return false;
+	if (rc == -EPIPE) {
+		W.stop = true;
+		return false;
+	}
+	if (rc < 0) {
+		counter_add(W.c_err, 1);
+		logmsg(LOG_WARNING, "write: %s", strerror(-rc));
+	}
+	counter_add(W.c_out, 1);
+	W.published = true;
+	return true;
+}
+
+/* After a chunk: push it out, then (and only then) save the offsets. */
+static void commit(void)
+{
+	if (!W.published)
+		return;
+	outputs_flush(W.out);
+	state_save();
+	counter_set(W.c_last, (uint64_t)wall_ns());
+}
+
+/* Read everything new in one file, a chunk at a time. */
+static void file_read(struct wfile *wf)
+{
+	wf->dirty = false;
+	while (wf->fd >= 0 && !W.stop && !cli_stopping()) {
+		struct stat st;
+		if (fstat(wf->fd, &st) < 0)
+			return;
+		uint64_t size = (uint64_t)st.st_size;
+		if (size < wf->off || (wf->bad && size < SCID_HEADER_SIZE)) {
+			if (!wf->bad)
+				logmsg(LOG_INFO, "%s: shrank to %llu bytes: reading it from the start",
+				       wf->path, (unsigned long long)size);
+			wf->off = 0;
+			wf->bad = false;
+			wf->have_last = false;
+		}
+		if (wf->bad)
+			return;
+		if (wf->off == 0) {
+			uint8_t h[SCID_HEADER_SIZE];
+			if (size < SCID_HEADER_SIZE)
+				return; /* the header is not all there yet */
+			ssize_t n = uring_pread(wf->fd, h, sizeof h, 0);
+			if (n != (ssize_t)sizeof h)
+				return;
+			const char *why;
+			int at;
+			if (scid_header_check(h, &why, &at) < 0) {
+				counter_add(W.c_bad, 1);
+				logmsg(LOG_ERR, "%s: offset %d: %s; ignoring the file until it is rewritten",
+				       wf->path, at, why);
+				wf->bad = true;
+				wf->off = size; /* shrinking below this means a rewrite */
+				return;
+			}
+			wf->off = SCID_HEADER_SIZE;
+		}
+		if (size < wf->off + SCID_RECORD_SIZE)
+			return; /* nothing, or only part of a record */
+		/* read from one record back, to check it is still the one we
+		 * published: a file rewritten in place shows here */
+		uint64_t from = wf->have_last ? wf->off - SCID_RECORD_SIZE : wf->off;
+		uint64_t want = (size - wf->off) / SCID_RECORD_SIZE * SCID_RECORD_SIZE;
+		if (want > W.chunk)
+			want = W.chunk;
+		ssize_t n = uring_pread(wf->fd, W.rbuf, want + (wf->off - from), from);
+		if (n < 0) {
+			counter_add(W.c_err, 1);
+			logmsg(LOG_ERR, "%s: offset %llu: %s", wf->path, (unsigned long long)from,
+			       strerror((int)-n));
+			return;
+		}
+		const uint8_t *p = W.rbuf;
+		if (wf->have_last) {
+			if (n < SCID_RECORD_SIZE || memcmp(p, wf->last, SCID_RECORD_SIZE) != 0) {
+				logmsg(LOG_INFO, "%s: rewritten: reading it from the start", wf->path);
+				wf->off = 0;
+				wf->have_last = false;
+				continue;
+			}
+			p += SCID_RECORD_SIZE;
+			n -= SCID_RECORD_SIZE;
+		}
+		for (; n >= SCID_RECORD_SIZE; p += SCID_RECORD_SIZE, n -= SCID_RECORD_SIZE) {
+			struct scid_record r;
+			enum scid_kind kind;
+			const char *why;
+			scid_record_load(p, &r);
+			int len = scid_encode(&r, wf->sym, W.bar_iv, (int64_t)(wf->off + SCID_RECORD_SIZE),
+					      wf->fid, W.enc, sizeof W.enc, &kind, &why);
+			if (len < 0) {
+				counter_add(W.c_bad, 1);
+				logmsg(LOG_ERR, "%s: offset %llu: bad record: %s", wf->path,
+				       (unsigned long long)wf->off, len == -EBADMSG ? why : strerror(-len));
+			} else if (!publish(W.enc, len, kind == SCID_BAR ? MDB_REC_BAR : MDB_REC_TICK)) {
+				break;
+			}
+			wf->off += SCID_RECORD_SIZE;
+			memcpy(wf->last, p, SCID_RECORD_SIZE);
+			wf->have_last = true;
+		}
+		commit();
+		if (n >= SCID_RECORD_SIZE)
+			return; /* stopping */
+	}
+}
+
+/* A file's name (re)appeared, or we are starting: read what the old file
+ * still holds, then switch to the new one. */
+static void file_appeared(int dir, const char *name_in, bool named, bool resume)
+{
+	char name[NAME_MAX + 1]; /* name_in may be the slot's name, cleared by file_close() */
+	snprintf(name, sizeof name, "%s", name_in);
+	struct wfile *wf = file_add(dir, name, named);
+	if (!wf)
+		return;
+	if (wf->fd >= 0) {
+		struct stat st;
+		if (stat(wf->path, &st) == 0 && st.st_ino == wf->ino)
+			return; /* the same file */
+		file_read(wf);
+		logmsg(LOG_INFO, "%s: replaced: reading the new file", wf->path);
+		file_close(wf);
+		wf = file_add(dir, name, named);
+		if (!wf)
+			return;
+	}
+	file_open(wf, resume);
+}
+
+static void file_gone(struct wfile *wf)
+{
+	if (wf->fd >= 0) {
+		file_read(wf); /* what was written before it went */
+		logmsg(LOG_INFO, "%s: gone", wf->path);
+	}
+	file_close(wf);
+	W.published = true; /* drop it from the state file */
+	commit();
+}
+
+static int dir_add(const char *path, bool all)
+{
+	char abs[PATH_MAX];
+	if (!realpath(path, abs))
+		die(1, "%s: %s", path, strerror(errno));
+	for (int i = 0; i < W.ndirs; i++) {
+		if (strcmp(W.dirs[i].path, abs) == 0) {
+			W.dirs[i].all |= all;
+			return i;
+		}
+	}
+	if (W.ndirs == WATCH_MAX_DIRS)
+		die(2, "at most %d directories", WATCH_MAX_DIRS);
+	struct wdir *d = &W.dirs[W.ndirs];
+	snprintf(d->path, sizeof d->path, "%s", abs);
+	d->all = all;
+	d->wd = inotify_add_watch(W.ino_fd, abs,
+				  IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO |
+				      IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR);
+	if (d->wd < 0)
+		die(1, "%s: cannot watch: %s", abs, strerror(errno));
+	return W.ndirs++;
+}
+
+/* Every *.scid already in the directories watched whole. */
+static void scan_dirs(bool resume)
+{
+	for (int i = 0; i < W.ndirs; i++) {
+		if (!W.dirs[i].all)
+			continue;
+		DIR *d = opendir(W.dirs[i].path);
+		if (!d) {
+			logmsg(LOG_ERR, "%s: %s", W.dirs[i].path, strerror(errno));
+			continue;
+		}
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (is_scid(de->d_name))
+				file_appeared(i, de->d_name, false, resume);
+		closedir(d);
+	}
+}
+
+/* Apply one inotify read: structural events at once (in order), appends
+ * only mark their file dirty, so a burst costs one read per file. */
+static void inotify_events(int len)
+{
+	for (char *p = W.evbuf; p < W.evbuf + len;) {
+		const struct inotify_event *ev = (const struct inotify_event *)p;
+		p += sizeof *ev + ev->len;
+		if (ev->mask & IN_Q_OVERFLOW) {
+			logmsg(LOG_WARNING, "inotify queue overflow: rescanning");
+			for (int i = 0; i < W.nfiles; i++)
+				if (W.files[i].used)
+					file_appeared(W.files[i].dir, W.files[i].name, W.files[i].named, false);
+			scan_dirs(false);
+			continue;
+		}
+		int dir = -1;
+		for (int i = 0; i < W.ndirs; i++)
+			if (W.dirs[i].wd == ev->wd)
+				dir = i;
+		if (dir < 0 || !ev->len)
+			continue;
+		struct wfile *wf = file_find(dir, ev->name);
+		if (!wf && !(W.dirs[dir].all && is_scid(ev->name)))
+			continue;
+		if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
+			file_appeared(dir, ev->name, wf && wf->named, false);
+		} else if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
+			if (wf)
+				file_gone(wf);
+		} else if (wf) {
+			if (wf->fd < 0)
+				file_open(wf, false);
+			wf->dirty = true;
+		} else {
+			file_appeared(dir, ev->name, false, false);
+		}
+	}
+}
+
+static void read_dirty(void)
+{
+	for (int i = 0; i < W.nfiles && !W.stop; i++)
+		if (W.files[i].used && W.files[i].dirty)
+			file_read(&W.files[i]);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    CLI_LONGOPTS,
+	    {"state", required_argument, NULL, OPT_STATE},
+	    {"symbols", required_argument, NULL, OPT_SYMBOLS},
+	    {"bar-interval", required_argument, NULL, OPT_BAR_IV},
+	    {"ring-size", required_argument, NULL, OPT_RING_SIZE},
+	    {NULL, 0, NULL, 0},
+	};
+	struct mdb_cli cli = {0};
+	struct ep_opts eo;
+	const char *symbols = NULL;
+	char *end;
+	int opt;
+
+	ep_opts_default(&eo);
+	log_init(argv[0]);
+	W.bar_iv = 1;
+	while ((opt = getopt_long(argc, argv, CLI_SHORTOPTS, longopts, NULL)) != -1) {
+		int rc = cli_option(&cli, opt, optarg);
+		if (rc < 0)
+			die(2, "at most %d outputs", CLI_MAX_ENDPOINTS);
+		if (rc > 0)
+			continue;
+		unsigned long long size;
+		long iv;
+		switch (opt) {
+		case OPT_STATE:
+			W.state_path = optarg;
+			break;
+		case OPT_SYMBOLS:
+			symbols = optarg;
+			break;
+		case OPT_BAR_IV:
+			iv = strtol(optarg, &end, 10);
+			if (*end || iv <= 0 || iv > 86400 * 366)
+				die(2, "--bar-interval: not a number of seconds: '%s'", optarg);
+			W.bar_iv = (int32_t)iv;
+			break;
+		case OPT_RING_SIZE:
+			if (cli_parse_size(optarg, &size) < 0 || size < RING_MIN_CAPACITY ||
+			    (size & (size - 1)))
+				die(2, "--ring-size: not a power of two of at least %u: '%s'",
+				    RING_MIN_CAPACITY, optarg);
+			eo.ring_capacity = size;
+			break;
+		default:
+			usage(stderr);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	cli_help_version(&cli, "mdb-watch", usage);
+	if (argc < 1)
+		usage(stderr);
+	if (cli.nin > 0)
+		die(2, "mdb-watch reads files, not endpoints: give paths, not -i");
+	for (int i = 0; i < cli.nout; i++) {
+		const char *why;
+		if (ep_parse_check(cli.out[i], &why) < 0)
+			die(2, "%s: %s", cli.out[i], why);
+		if (!W.oring_name && strncmp(cli.out[i], "ring:", 5) == 0)
+			W.oring_name = cli.out[i] + 5;
+	}
+	eo.name = cli.name ? cli.name : "mdb-watch";
+	eo.json_out = cli.json;
+	eo.publish_timeout_ns = 250000000; /* held back: look at the stop flag this often */
+	if (symbols) {
+		int err, line;
+		const char *why;
+		W.symmap = symmap_load(symbols, &err, &line, &why);
+		if (!W.symmap && line)
+			die(2, "%s: line %d: %s", symbols, line, why);
+		if (!W.symmap)
+			die(2, "%s: %s", symbols, why ? why : strerror(-err));
+	}
+
+	/* init */
+	char msg[512];
+	int err = 0;
+	cli_catch_signals();
+	W.stop_fd = cli_stop_fd();
+	if (W.stop_fd < 0)
+		die(1, "cannot make the stop eventfd");
+	mdb_counters *cnt = counters_open("mdb-watch", eo.name, &err);
+	if (!cnt)
+		logmsg(LOG_WARNING, "counters: %s (continuing without)", strerror(-err));
+	W.c_out = counter_get(cnt, "out");
+	W.c_bad = counter_get(cnt, "bad_input");
+	W.c_err = counter_get(cnt, "errors");
+	W.c_files = counter_get(cnt, "files_open");
+	W.c_last = counter_get(cnt, "last_update_ns");
+	W.out = outputs_open(cli.out, cli.nout, &eo, &err, msg, sizeof msg);
+	if (!W.out)
+		die(err == -EINVAL ? 2 : 1, "%s", msg);
+	W.chunk = WATCH_CHUNK;
+	if (W.oring_name) {
+		W.oring = ring_open(W.oring_name, &err);
+		if (!W.oring)
+			die(1, "ring:%s: %s", W.oring_name, strerror(-err));
+		/* what one chunk publishes (about 3 bytes of record per byte of
+		 * file) must stay in the ring until the state is saved, so a
+		 * restart can read it back */
+		uint64_t cap = ring_capacity(W.oring) / 8;
+		if (cap < W.chunk)
+			W.chunk = (uint32_t)cap;
+	}
+	W.chunk = W.chunk / SCID_RECORD_SIZE * SCID_RECORD_SIZE;
+	if (W.chunk < SCID_RECORD_SIZE)
+		W.chunk = SCID_RECORD_SIZE;
+	W.rbuf = malloc(W.chunk + SCID_RECORD_SIZE);
+	W.saved = calloc(WATCH_MAX_FILES * 2, sizeof *W.saved);
+	if (!W.rbuf || !W.saved)
+		die(1, "out of memory");
+	int rc = io_uring_queue_init(16, &W.ring, 0);
+	if (rc < 0)
+		die(1, "io_uring: %s", strerror(-rc));
+	W.ino_fd = inotify_init1(IN_CLOEXEC);
+	if (W.ino_fd < 0)
+		die(1, "inotify: %s", strerror(errno));
+	if (W.state_path) {
+		struct statfs sfs;
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof dir, "%s", W.state_path);
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			*slash = '\0';
+		W.state_sync = !(statfs(slash ? dir : ".", &sfs) == 0 && sfs.f_type == TMPFS_MAGIC);
+		char rname[RING_NAME_MAX];
+		uint64_t pos = state_load(rname, sizeof rname);
+		if (W.oring && pos && strcmp(rname, W.oring_name) == 0)
+			recover_from_ring(pos);
+	}
+	for (int i = 0; i < argc; i++) {
+		struct stat st;
+		if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+			dir_add(argv[i], true);
+			continue;
+		}
+		char dpath[PATH_MAX];
+		snprintf(dpath, sizeof dpath, "%s", argv[i]);
+		char *slash = strrchr(dpath, '/');
+		const char *name = slash ? slash + 1 : dpath;
+		if (!*name)
+			die(2, "%s: not a file name", argv[i]);
+		if (slash)
+			*slash = '\0';
+		int d = dir_add(slash ? (*dpath ? dpath : "/") : ".", false);
+		struct wfile *wf = file_add(d, name, true);
+		if (!wf)
+			die(2, "%s: cannot watch it", argv[i]);
+	}
+	/* the files named, then those found in the directories; a file
+	 * that is not there yet is opened when it appears */
+	for (int i = 0; i < W.nfiles; i++)
+		if (W.files[i].used)
+			file_open(&W.files[i], true);
+	scan_dirs(true);
+	arm_inotify();
+	arm_stop();
+	read_dirty();
+	W.published = true; /* the state file now lists exactly the files open */
+	commit();
+
+	/* loop: sleep in the kernel until inotify or the stop fd completes */
+	while (!W.stop && !cli_stopping()) {
+		int res;
+		if (!W.ino_ready)
+			wait_one(&res);
+		if (W.ino_ready) {
+			W.ino_ready = false;
+			if (W.ino_res < 0 && W.ino_res != -EINTR && W.ino_res != -EAGAIN)
+				die(1, "inotify: %s", strerror(-W.ino_res));
+			if (W.ino_res > 0)
+				inotify_events(W.ino_res);
+			arm_inotify();
+			read_dirty();
+		}
+	}
+
+	/* finish */
+	commit();
+	outputs_flush(W.out);
+	outputs_close(&W.out);
+	ring_close(&W.oring);
+	io_uring_queue_exit(&W.ring);
+	close(W.ino_fd);
+	symmap_free(&W.symmap);
+	free(W.rbuf);
+	free(W.saved);
+	counters_close(&cnt);
+	return 0;
+}
