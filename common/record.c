@@ -4,8 +4,14 @@
  * place in struct mdb_record; encode, decode and the text rendering are driven
  * by it, so adding a key is a one-line change.
  *
- * Untrusted MessagePack is first checked by a hand-written scanner (mp_skip)
- * that never reads past len and bounds nesting. Only then is it handed to
+ * record_encode() and record_decode() are the hot path (every record of every
+ * stage) and work on the bytes directly: the encoder writes MessagePack with
+ * small inline writers, the decoder reads it with a hand-written walker that
+ * never reads past len and bounds nesting (mp_head, mp_val, mp_skip). Neither
+ * allocates.
+ *
+ * The generic paths (JSON, text) build msgpack-c objects. Their input is first
+ * checked by the same walker (mp_skip) and only then handed to
  * msgpack_unpack(): that API allocates an array's elements as soon as it reads
  * the header, so a 5-byte "array of 4 billion" would otherwise ask for 96 GiB.
  * After the scan every count is bounded by the input length.
@@ -15,12 +21,14 @@
  */
 #include "record.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +48,8 @@
 #define CODEC_ZONE_CHUNK (64 * 1024)
 
 struct mdb_codec {
-	msgpack_zone zone; /* objects of the last record decoded */
+	msgpack_zone zone;		     /* objects of the last record rendered */
+	struct mdb_record init[MDB_REC_MAX]; /* record_init() of each type, for decoding */
 };
 
 static int bad(const char **why, const char *reason)
@@ -73,7 +82,7 @@ enum fkind {
 };
 
 struct field {
-	const char *key;
+	char key[8]; /* NUL-padded, for the encoder's one-store copy */
 	uint8_t klen;
 	uint8_t kind;	   /* enum fkind */
 	uint8_t opt;	   /* strings: left out of the map when empty */
@@ -160,24 +169,36 @@ static const struct field rej_fields[] = {
 };
 
 struct rtype {
-	const char *name;
+	char name[8]; /* NUL-padded like field.key */
 	uint8_t nlen;
 	uint8_t nfields;
+	uint16_t isize;	   /* bytes of the union member record_init() sets */
 	uint32_t required; /* bits of fields[] that must be present */
 	const struct field *fields;
 };
 
-#define RTYPE(nm, req)								\
-	{#nm, sizeof(#nm) - 1, sizeof(nm##_fields) / sizeof(struct field), req, nm##_fields}
+#define RTYPE(nm, req, isize)							\
+	{#nm, sizeof(#nm) - 1, sizeof(nm##_fields) / sizeof(struct field), isize, req, nm##_fields}
+#define MEMBER_SIZE(nm)		sizeof(((struct mdb_record *)0)->nm)
 
+/* A rej's member ends with 768 raw bytes that only r_len makes meaningful:
+ * record_init() sets why and r_len and leaves r alone. */
 static const struct rtype rtypes[MDB_REC_MAX] = {
-	[MDB_REC_TICK] = RTYPE(tick, F_REQUIRED),
-	[MDB_REC_BAR] = RTYPE(bar, F_REQUIRED),
-	[MDB_REC_FEAT] = RTYPE(feat, F_REQUIRED),
-	[MDB_REC_SIG] = RTYPE(sig, F_REQUIRED),
-	[MDB_REC_REJ] = RTYPE(rej, 0),
+	[MDB_REC_TICK] = RTYPE(tick, F_REQUIRED, MEMBER_SIZE(tick)),
+	[MDB_REC_BAR] = RTYPE(bar, F_REQUIRED, MEMBER_SIZE(bar)),
+	[MDB_REC_FEAT] = RTYPE(feat, F_REQUIRED, MEMBER_SIZE(feat)),
+	[MDB_REC_SIG] = RTYPE(sig, F_REQUIRED, MEMBER_SIZE(sig)),
+	[MDB_REC_REJ] = RTYPE(rej, 0, offsetof(struct mdb_rej, r)),
 };
 /* clang-format on */
+
+/* Field sets are bitmasks; the encoder sizes its string table by this. */
+#define MAX_FIELDS 20
+_Static_assert(sizeof feat_fields / sizeof *feat_fields <= MAX_FIELDS, "MAX_FIELDS");
+/* Strings fit a fixstr or a str 8: the encoder writes no longer header. */
+_Static_assert(MDB_WHY_MAX <= 256 && MDB_NAME_MAX <= 256 && MDB_SYM_MAX <= 256 &&
+		   MDB_SRC_MAX <= 256,
+	       "string fields fit a str 8");
 
 static bool type_valid(int t)
 {
@@ -207,13 +228,22 @@ static const void *fcptr(const struct mdb_record *r, const struct field *f)
 	return (const char *)r + f->off;
 }
 
+/* Only the common fields and t's member: record_decode() does the same for
+ * every record (from the image in its codec), and clearing the whole struct,
+ * mostly a rej's raw buffer, each time showed in profiles. Padding inside
+ * what is set is zeroed too. */
 void record_init(struct mdb_record *r, enum mdb_rtype t)
 {
-	memset(r, 0, sizeof *r);
-	r->t = t;
-	if (!type_valid((int)t))
+	if (!type_valid((int)t)) {
+		memset(r, 0, sizeof *r);
+		r->t = t;
 		return;
+	}
 	const struct rtype *d = &rtypes[t];
+	memset(r, 0, offsetof(struct mdb_record, tick) + d->isize);
+	r->t = t;
+	if (t == MDB_REC_REJ)
+		r->rej.r_len = 0;
 	for (unsigned i = 0; i < d->nfields; i++)
 		if (d->fields[i].kind == FK_F64)
 			*(double *)fptr(r, &d->fields[i]) = NAN;
@@ -415,6 +445,179 @@ static const char *mp_str(const uint8_t *p, size_t len, size_t *off, const uint8
 	return NULL;
 }
 
+/* Big-endian unsigned integer of n = 1, 2, 4 or 8 bytes at p. */
+static inline uint64_t get_be(const uint8_t *p, unsigned n)
+{
+	uint16_t u16;
+	uint32_t u32;
+	uint64_t u64;
+
+	switch (n) {
+	case 1:
+		return p[0];
+	case 2:
+		memcpy(&u16, p, 2);
+		return be16toh(u16);
+	case 4:
+		memcpy(&u32, p, 4);
+		return be32toh(u32);
+	default:
+		memcpy(&u64, p, 8);
+		return be64toh(u64);
+	}
+}
+
+/* What a record's value can be, as msgpack-c would classify it: MV_UINT is
+ * any integer >= 0 (msgpack-c's POSITIVE_INTEGER), MV_NEG one < 0. Booleans,
+ * containers, bin and ext are MV_OTHER. */
+enum mv_kind { MV_NIL, MV_UINT, MV_NEG, MV_FLOAT, MV_STR, MV_OTHER };
+
+struct mp_val {
+	enum mv_kind kind;
+	union {
+		uint64_t u;	  /* MV_UINT */
+		int64_t i;	  /* MV_NEG */
+		double f;	  /* MV_FLOAT (a float 32 widened) */
+		const uint8_t *s; /* MV_STR: n bytes */
+	};
+	size_t n;
+};
+
+/* mp_val() for every type byte but float 64 and positive fixint: b at
+ * p[o - 1]. */
+static const char *mp_val_more(const uint8_t *p, size_t len, size_t o, uint8_t b, size_t *off,
+			       struct mp_val *v)
+{
+	size_t left = len - o;
+	unsigned nb; /* bytes of a number or of a string's length */
+
+	if (b >= 0xe0) { /* negative fixint */
+		v->kind = MV_NEG;
+		v->i = (int8_t)b;
+		*off = o;
+		return NULL;
+	}
+	if (b >= 0xa0 && b <= 0xbf) {
+		v->n = b & 0x1f;
+		nb = 0;
+		goto str;
+	}
+	switch (b) {
+	case 0xc0:
+		v->kind = MV_NIL;
+		*off = o;
+		return NULL;
+	case 0xca: { /* float 32 */
+		if (left < 4)
+			return mp_truncated;
+		uint32_t u = (uint32_t)get_be(p + o, 4);
+		float f;
+		memcpy(&f, &u, sizeof f);
+		v->kind = MV_FLOAT;
+		v->f = f;
+		*off = o + 4;
+		return NULL;
+	}
+	case 0xcc: /* uint 8..64 */
+	case 0xcd:
+	case 0xce:
+	case 0xcf:
+		nb = 1u << (b - 0xcc);
+		if (left < nb)
+			return mp_truncated;
+		v->kind = MV_UINT;
+		v->u = get_be(p + o, nb);
+		*off = o + nb;
+		return NULL;
+	case 0xd0: /* int 8..64 */
+	case 0xd1:
+	case 0xd2:
+	case 0xd3: {
+		nb = 1u << (b - 0xd0);
+		if (left < nb)
+			return mp_truncated;
+		uint64_t u = get_be(p + o, nb);
+		unsigned sh = 64 - 8 * nb;
+		/* sign-extend: the sign bit to the top and back */
+		int64_t i = (int64_t)(u << sh) >> sh;
+		if (i < 0) {
+			v->kind = MV_NEG;
+			v->i = i;
+		} else {
+			v->kind = MV_UINT;
+			v->u = (uint64_t)i;
+		}
+		*off = o + nb;
+		return NULL;
+	}
+	case 0xd9: /* str 8/16/32 */
+	case 0xda:
+	case 0xdb:
+		nb = 1u << (b - 0xd9);
+		if (left < nb)
+			return mp_truncated;
+		v->n = (size_t)get_be(p + o, nb);
+		goto str;
+	default: /* containers, bin, ext, booleans: skipped whole */
+		v->kind = MV_OTHER;
+		return mp_skip(p, len, off, 1);
+	}
+str:
+	o += nb;
+	if (v->n > len - o)
+		return mp_truncated;
+	v->kind = MV_STR;
+	v->s = p + o;
+	*off = o + v->n;
+	return NULL;
+}
+
+/* Read one complete object at *off (nesting level 1: a map's value) and
+ * advance past it. Returns NULL, or a static reason. Float 64 and small
+ * ints, most of what records hold, are read inline. */
+static inline const char *mp_val(const uint8_t *p, size_t len, size_t *off, struct mp_val *v)
+{
+	size_t o = *off;
+
+	if (o >= len)
+		return mp_truncated;
+	uint8_t b = p[o++];
+	if (b == 0xcb) {
+		if (len - o < 8)
+			return mp_truncated;
+		uint64_t u = get_be(p + o, 8);
+		v->kind = MV_FLOAT;
+		memcpy(&v->f, &u, sizeof v->f);
+		*off = o + 8;
+		return NULL;
+	}
+	if (b <= 0x7f) {
+		v->kind = MV_UINT;
+		v->u = b;
+		*off = o;
+		return NULL;
+	}
+	return mp_val_more(p, len, o, b, off, v);
+}
+
+/* mp_str() for a key, with a fixstr read inline. */
+static inline const char *mp_key(const uint8_t *p, size_t len, size_t *off, const uint8_t **k,
+				 size_t *n)
+{
+	size_t o = *off;
+
+	if (o < len && (p[o] & 0xe0) == 0xa0) {
+		size_t kn = p[o] & 0x1f;
+		if (kn >= len - o)
+			return mp_truncated;
+		*k = p + o + 1;
+		*n = kn;
+		*off = o + 1 + kn;
+		return NULL;
+	}
+	return mp_str(p, len, off, k, n);
+}
+
 static bool key_is(const uint8_t *k, size_t n, const char *want, size_t wn)
 {
 	return k && n == wn && bytes_eq(k, want, wn);
@@ -437,32 +640,6 @@ static const char *mp_check_map(const uint8_t *data, size_t len)
 	if ((e = mp_skip(data, len, &off, 0)))
 		return e;
 	return off == len ? NULL : "trailing bytes after the map";
-}
-
-/* Locate the value of top-level key (key, kn) in a checked map. */
-static bool mp_find(const uint8_t *data, size_t len, const char *key, size_t kn, size_t *voff,
-		    size_t *vlen)
-{
-	struct mp_head h;
-	size_t off = 0;
-
-	if (mp_head(data, len, &off, &h) || h.kind != MK_MAP)
-		return false;
-	for (uint64_t i = 0; i < h.n; i++) {
-		const uint8_t *k;
-		size_t n = 0, v;
-		if (mp_str(data, len, &off, &k, &n))
-			return false;
-		v = off;
-		if (mp_skip(data, len, &off, 1))
-			return false;
-		if (key_is(k, n, key, kn)) {
-			*voff = v;
-			*vlen = off - v;
-			return true;
-		}
-	}
-	return false;
 }
 
 int record_peek(const uint8_t *data, size_t len, char *sym, size_t symsz, const char **why)
@@ -541,38 +718,106 @@ static int wbuf_write(void *data, const char *p, size_t n)
 	return 0;
 }
 
-static void pack_key(msgpack_packer *pk, const char *k, size_t n)
+/* The encoder's writers. record_encode() sizes the whole map first and
+ * checks it against cap once, so these write without checks. They pick the
+ * encodings msgpack-c's packer picks (the smallest for integers, float 64 for
+ * every double, fixstr or str 8), so the bytes are the same as before. */
+
+/* u as n = 1, 2, 4 or 8 big-endian bytes. */
+static inline uint8_t *put_be(uint8_t *o, uint64_t u, unsigned n)
 {
-	msgpack_pack_str_with_body(pk, k, n);
+	uint16_t u16 = htobe16((uint16_t)u);
+	uint32_t u32 = htobe32((uint32_t)u);
+	uint64_t u64 = htobe64(u);
+
+	switch (n) {
+	case 1:
+		*o = (uint8_t)u;
+		break;
+	case 2:
+		memcpy(o, &u16, 2);
+		break;
+	case 4:
+		memcpy(o, &u32, 4);
+		break;
+	default:
+		memcpy(o, &u64, 8);
+		break;
+	}
+	return o + n;
 }
 
-/* Whether the field goes into the map; -EINVAL when its value cannot be
- * encoded (unterminated string, r that is not one MessagePack object). */
-static int field_present(const struct mdb_record *r, const struct field *f)
+static unsigned int_size(int64_t i)
 {
-	const void *p = fcptr(r, f);
-	size_t n;
+	if (i < -32)
+		return i < -32768 ? (i < INT32_MIN ? 9 : 5) : (i < -128 ? 3 : 2);
+	if (i < 128)
+		return 1;
+	return i < 65536 ? (i < 256 ? 2 : 3) : (i <= UINT32_MAX ? 5 : 9);
+}
 
-	switch (f->kind) {
-	case FK_F64:
-		return !isnan(*(const double *)p);
-	case FK_STR:
-		n = strnlen(p, f->size);
-		if (n == f->size)
-			return -EINVAL;
-		return n > 0 || !f->opt;
-	case FK_RAW:
-		if (r->rej.r_len == 0)
-			return 0;
-		if (r->rej.r_len > MDB_REJ_RAW_MAX)
-			return -EINVAL;
-		n = 0;
-		if (mp_skip(r->rej.r, r->rej.r_len, &n, 1) || n != r->rej.r_len)
-			return -EINVAL;
-		return 1;
+static uint8_t *put_int(uint8_t *o, int64_t i)
+{
+	uint64_t u = (uint64_t)i;
+
+	switch (int_size(i)) {
+	case 1: /* positive or negative fixint */
+		*o = (uint8_t)u;
+		return o + 1;
+	case 2:
+		*o = i < 0 ? 0xd0 : 0xcc;
+		return put_be(o + 1, u, 1);
+	case 3:
+		*o = i < 0 ? 0xd1 : 0xcd;
+		return put_be(o + 1, u, 2);
+	case 5:
+		*o = i < 0 ? 0xd2 : 0xce;
+		return put_be(o + 1, u, 4);
 	default:
-		return 1;
+		*o = i < 0 ? 0xd3 : 0xcf;
+		return put_be(o + 1, u, 8);
 	}
+}
+
+static uint8_t *put_f64(uint8_t *o, double x)
+{
+	uint64_t u;
+
+	memcpy(&u, &x, sizeof u);
+	*o = 0xcb;
+	return put_be(o + 1, u, 8);
+}
+
+static unsigned str_head_size(size_t n)
+{
+	return n < 32 ? 1 : 2; /* fixstr, str 8: fields hold fewer than 256 bytes */
+}
+
+static uint8_t *put_str(uint8_t *o, const char *s, size_t n)
+{
+	if (n < 32) {
+		*o++ = (uint8_t)(0xa0 | n);
+	} else {
+		*o++ = 0xd9;
+		*o++ = (uint8_t)n;
+	}
+	memcpy(o, s, n);
+	return o + n;
+}
+
+/* A key or a type name: a fixstr of n <= 7 bytes from k[8], NUL-padded.
+ * While the record has 8 bytes left after the header, all of k goes in one
+ * store and what follows overwrites the padding; never past end. */
+static inline uint8_t *put_key(uint8_t *o, const uint8_t *end, const char k[8], size_t n)
+{
+	*o++ = (uint8_t)(0xa0 | n);
+	if (end - o >= 8) {
+		memcpy(o, k, 8);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			o[i] = (uint8_t)k[i];
+	}
+	return o + n;
 }
 
 int record_encode(const struct mdb_record *r, uint8_t *buf, size_t cap)
@@ -580,52 +825,99 @@ int record_encode(const struct mdb_record *r, uint8_t *buf, size_t cap)
 	if (!r || !type_valid((int)r->t))
 		return -EINVAL;
 	const struct rtype *d = &rtypes[r->t];
-	struct wbuf w = {buf, cap, 0, false};
-	msgpack_packer pk;
+	uint8_t slen[MAX_FIELDS]; /* the strings' lengths, found while sizing */
 	uint32_t present = 0;
-	size_t n = 1; /* t */
+	unsigned n = 1; /* keys: t */
+	size_t need = 2 + 1 + d->nlen;
 
+	/* Which fields go into the map, and the bytes they take. Every check
+	 * that gives -EINVAL comes before the one that gives -ENOSPC. */
 	for (unsigned i = 0; i < d->nfields; i++) {
-		int rc = field_present(r, &d->fields[i]);
-		if (rc < 0)
-			return rc;
-		if (rc) {
-			present |= 1u << i;
-			n++;
+		const struct field *f = &d->fields[i];
+		const void *p = fcptr(r, f);
+		size_t vn = 0;
+		switch (f->kind) {
+		case FK_F64:
+			if (isnan(*(const double *)p))
+				continue;
+			need += 9;
+			break;
+		case FK_I64:
+			need += int_size(*(const int64_t *)p);
+			break;
+		case FK_I32:
+			need += int_size(*(const int32_t *)p);
+			break;
+		case FK_U32:
+			need += int_size(*(const uint32_t *)p);
+			break;
+		case FK_STR:
+			vn = strnlen(p, f->size);
+			if (vn == f->size)
+				return -EINVAL; /* no NUL */
+			if (vn == 0 && f->opt)
+				continue;
+			slen[i] = (uint8_t)vn;
+			need += str_head_size(vn) + vn;
+			break;
+		case FK_RAW: /* must be one complete MessagePack object */
+			if (r->rej.r_len == 0)
+				continue;
+			if (r->rej.r_len > MDB_REJ_RAW_MAX)
+				return -EINVAL;
+			if (mp_skip(r->rej.r, r->rej.r_len, &vn, 1) || vn != r->rej.r_len)
+				return -EINVAL;
+			need += vn;
+			break;
 		}
+		present |= 1u << i;
+		need += 1 + f->klen;
+		n++;
 	}
-	msgpack_packer_init(&pk, &w, wbuf_write);
-	msgpack_pack_map(&pk, n);
-	pack_key(&pk, "t", 1);
-	msgpack_pack_str_with_body(&pk, d->name, d->nlen);
-	for (unsigned i = 0; i < d->nfields && !w.full; i++) {
+	need += n < 16 ? 1 : 3; /* fixmap or map 16 */
+	if (need > cap)
+		return -ENOSPC;
+
+	uint8_t *o = buf;
+	const uint8_t *end = buf + need;
+	if (n < 16) {
+		*o++ = (uint8_t)(0x80 | n);
+	} else {
+		*o++ = 0xde;
+		o = put_be(o, n, 2);
+	}
+	*o++ = 0xa1;
+	*o++ = 't';
+	o = put_key(o, end, d->name, d->nlen);
+	for (unsigned i = 0; i < d->nfields; i++) {
 		const struct field *f = &d->fields[i];
 		const void *p = fcptr(r, f);
 		if (!(present & 1u << i))
 			continue;
-		pack_key(&pk, f->key, f->klen);
+		o = put_key(o, end, f->key, f->klen);
 		switch (f->kind) {
 		case FK_F64:
-			msgpack_pack_double(&pk, *(const double *)p);
+			o = put_f64(o, *(const double *)p);
 			break;
 		case FK_I64:
-			msgpack_pack_int64(&pk, *(const int64_t *)p);
+			o = put_int(o, *(const int64_t *)p);
 			break;
 		case FK_I32:
-			msgpack_pack_int32(&pk, *(const int32_t *)p);
+			o = put_int(o, *(const int32_t *)p);
 			break;
 		case FK_U32:
-			msgpack_pack_uint32(&pk, *(const uint32_t *)p);
+			o = put_int(o, *(const uint32_t *)p);
 			break;
 		case FK_STR:
-			msgpack_pack_str_with_body(&pk, p, strlen(p));
+			o = put_str(o, p, slen[i]);
 			break;
 		case FK_RAW: /* already one complete object: copy it in */
-			wbuf_write(&w, p, r->rej.r_len);
+			memcpy(o, p, r->rej.r_len);
+			o += r->rej.r_len;
 			break;
 		}
 	}
-	return w.full ? -ENOSPC : (int)w.len;
+	return (int)(o - buf);
 }
 
 /* ---- decoding ---- */
@@ -641,6 +933,8 @@ mdb_codec *codec_new(void)
 		errno = ENOMEM;
 		return NULL;
 	}
+	for (int t = MDB_REC_NONE + 1; t < MDB_REC_MAX; t++)
+		record_init(&c->init[t], (enum mdb_rtype)t);
 	return c;
 }
 
@@ -687,147 +981,209 @@ static bool obj_key_is(const msgpack_object *k, const char *want, size_t wn)
 	       bytes_eq(k->via.str.ptr, want, wn);
 }
 
-/* The index of key k among d's fields, -1 if unknown. Keys usually arrive
- * in table order, so the one after the previous match is tried first. */
-static int find_field(const struct rtype *d, const msgpack_object *k, unsigned hint)
+/* Whether key (k, n) is f's. With 8 bytes readable at k (room), one masked
+ * compare of words instead of a loop over bytes. */
+static inline bool field_key_is(const struct field *f, const uint8_t *k, size_t n, size_t room)
 {
-	if (k->type != MSGPACK_OBJECT_STR)
+	uint64_t a, b;
+
+	if (n != f->klen)
+		return false;
+	if (room < 8)
+		return bytes_eq(k, f->key, n);
+	memcpy(&a, k, 8);
+	memcpy(&b, f->key, 8);
+	return ((le64toh(a) ^ le64toh(b)) & (UINT64_MAX >> (64 - 8 * n))) == 0;
+}
+
+/* The index of key (k, n) among d's fields, -1 if unknown (k == NULL: not
+ * a string); room bytes are readable at k. Keys usually arrive in table
+ * order, so the one after the previous match is tried first. */
+static inline int find_field(const struct rtype *d, const uint8_t *k, size_t n, size_t room,
+			     unsigned hint)
+{
+	if (!k || n == 0)
 		return -1;
-	if (hint < d->nfields && obj_key_is(k, d->fields[hint].key, d->fields[hint].klen))
+	if (hint < d->nfields && field_key_is(&d->fields[hint], k, n, room))
 		return (int)hint;
 	for (unsigned i = 0; i < d->nfields; i++)
-		if (obj_key_is(k, d->fields[i].key, d->fields[i].klen))
+		if (field_key_is(&d->fields[i], k, n, room))
 			return (int)i;
 	return -1;
 }
 
-/* Store value v into field f of r. Returns 1 (stored), 0 (nil: left absent)
- * or -EBADMSG. data/len: the whole record, for rej.r's verbatim bytes. */
-static int set_field(struct mdb_record *r, const struct field *f, const msgpack_object *v,
-		     const uint8_t *data, size_t len, const char **why)
+/* Store value v into field f of r. raw[0..rawn) are v's bytes, for rej.r.
+ * Returns 1 (stored), 0 (nil: left absent) or -1 with *why set. */
+static int set_field(struct mdb_record *r, const struct field *f, const struct mp_val *v,
+		     const uint8_t *raw, size_t rawn, const char **why)
 {
 	void *p = fptr(r, f);
 	int64_t i;
 
-	if (v->type == MSGPACK_OBJECT_NIL)
+	if (v->kind == MV_NIL)
 		return 0;
 	switch (f->kind) {
 	case FK_F64:
-		if (v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32)
-			*(double *)p = v->via.f64;
-		else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-			*(double *)p = (double)v->via.u64;
-		else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-			*(double *)p = (double)v->via.i64;
+		if (v->kind == MV_FLOAT)
+			*(double *)p = v->f;
+		else if (v->kind == MV_UINT)
+			*(double *)p = (double)v->u;
+		else if (v->kind == MV_NEG)
+			*(double *)p = (double)v->i;
 		else
-			return bad(why, f->wrong);
+			break;
 		return 1;
 	case FK_I64:
 	case FK_I32:
 	case FK_U32:
-		if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-			if (v->via.u64 > INT64_MAX)
-				return bad(why, f->range);
-			i = (int64_t)v->via.u64;
-		} else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-			i = v->via.i64;
+		if (v->kind == MV_UINT) {
+			if (v->u > INT64_MAX)
+				goto range;
+			i = (int64_t)v->u;
+		} else if (v->kind == MV_NEG) {
+			i = v->i;
 		} else {
-			return bad(why, f->wrong);
+			break;
 		}
 		if (f->kind == FK_I64) {
 			*(int64_t *)p = i;
 		} else if (f->kind == FK_I32) {
 			if (i < INT32_MIN || i > INT32_MAX)
-				return bad(why, f->range);
+				goto range;
 			*(int32_t *)p = (int32_t)i;
 		} else {
 			if (i < 0 || i > UINT32_MAX)
-				return bad(why, f->range);
+				goto range;
 			*(uint32_t *)p = (uint32_t)i;
 		}
 		return 1;
 	case FK_STR:
-		if (v->type != MSGPACK_OBJECT_STR)
-			return bad(why, f->wrong);
-		if (v->via.str.size >= f->size || memchr(v->via.str.ptr, 0, v->via.str.size))
-			return bad(why, f->range);
-		memcpy(p, v->via.str.ptr, v->via.str.size);
-		((char *)p)[v->via.str.size] = '\0';
+		if (v->kind != MV_STR)
+			break;
+		if (v->n >= f->size || memchr(v->s, 0, v->n))
+			goto range;
+		/* record_init() zeroed the array: the NUL is there already */
+		memcpy(p, v->s, v->n);
 		return 1;
-	case FK_RAW: {
+	case FK_RAW:
 		/* Copy the bytes rather than re-pack the object, so r stays
 		 * verbatim even when its producer chose other encodings. */
-		size_t voff, vlen;
-		if (!mp_find(data, len, f->key, f->klen, &voff, &vlen))
-			return bad(why, f->wrong);
-		if (vlen > MDB_REJ_RAW_MAX)
-			return bad(why, f->range);
-		memcpy(r->rej.r, data + voff, vlen);
-		r->rej.r_len = (uint32_t)vlen;
+		if (rawn > MDB_REJ_RAW_MAX)
+			goto range;
+		memcpy(r->rej.r, raw, rawn);
+		r->rej.r_len = (uint32_t)rawn;
 		return 1;
 	}
-	}
-	return bad(why, f->wrong);
+	*why = f->wrong;
+	return -1;
+range:
+	*why = f->range;
+	return -1;
 }
 
-/* record_decode(), also handing back the unpacked map for record_to_text(). */
-static int decode(mdb_codec *c, const uint8_t *data, size_t len, struct mdb_record *r,
-		  msgpack_object *root, const char **why)
-{
-	enum mdb_rtype t = MDB_REC_NONE;
-	uint32_t ti; /* index of t */
-	int rc = codec_unpack(c, data, len, root, why);
-
-	if (rc)
-		return rc;
-	const msgpack_object_kv *kv = root->via.map.ptr;
-	uint32_t n = root->via.map.size;
-
-	/* t first (it is usually the first key): it decides which keys are known. */
-	for (ti = 0; ti < n && !obj_key_is(&kv[ti].key, "t", 1); ti++)
-		;
-	if (ti == n)
-		return bad(why, "missing t");
-	if (kv[ti].val.type != MSGPACK_OBJECT_STR)
-		return bad(why, "t: not a string");
-	t = record_type_parse(kv[ti].val.via.str.ptr, kv[ti].val.via.str.size);
-	if (!t)
-		return bad(why, "unknown t");
-
-	const struct rtype *d = &rtypes[t];
-	uint32_t seen = 0, present = 0;
-	unsigned hint = 0;
-
-	record_init(r, t);
-	for (uint32_t i = 0; i < n; i++) {
-		if (i == ti)
-			continue;
-		int fi = find_field(d, &kv[i].key, hint);
-		if (fi < 0) {
-			if (obj_key_is(&kv[i].key, "t", 1))
-				return bad(why, "duplicate key t");
-			continue; /* a key this version does not know */
-		}
-		hint = (unsigned)fi + 1;
-		if (seen & 1u << fi)
-			return bad(why, "duplicate key");
-		seen |= 1u << fi;
-		if ((rc = set_field(r, &d->fields[fi], &kv[i].val, data, len, why)) < 0)
-			return rc;
-		if (rc)
-			present |= 1u << fi;
-	}
-	if ((present & d->required) != d->required)
-		return bad(why, !(present & 1u) ? "missing s" : "missing ts");
-	return 0;
-}
-
+/* One pass over the bytes. Malformed MessagePack anywhere in the record is
+ * reported before a wrong value (as when the whole record was checked before
+ * decoding): the first wrong value is kept in sem and the walk goes on to the
+ * end, only checking. */
 int record_decode(mdb_codec *c, const uint8_t *data, size_t len, struct mdb_record *r,
 		  const char **why)
 {
-	msgpack_object root;
+	struct mp_head h;
+	size_t off = 0, body;
+	const char *e, *sem = NULL;
+	const struct rtype *d = NULL;
+	uint64_t ti, i;
 
-	return decode(c, data, len, r, &root, why);
+	if (!c)
+		return -EINVAL;
+	if (!data || len == 0)
+		return bad(why, "empty");
+	if ((e = mp_head(data, len, &off, &h)))
+		return bad(why, e);
+	if (h.kind != MK_MAP)
+		return bad(why, "not a map");
+	/* Every key and value takes a byte: refuse absurd counts at once. */
+	if (h.n > (len - off) / 2)
+		return bad(why, mp_truncated);
+	body = off;
+
+	/* t first (record_encode() writes it first): it decides which keys are
+	 * known. Keys before it are walked twice. */
+	for (ti = 0; ti < h.n; ti++) {
+		const uint8_t *k;
+		size_t kn = 0;
+		if ((e = mp_key(data, len, &off, &k, &kn)))
+			return bad(why, e);
+		if (key_is(k, kn, "t", 1))
+			break;
+		if ((e = mp_skip(data, len, &off, 1)))
+			return bad(why, e);
+	}
+	if (ti == h.n) {
+		sem = "missing t";
+	} else {
+		struct mp_val v;
+		enum mdb_rtype t;
+		if ((e = mp_val(data, len, &off, &v)))
+			return bad(why, e);
+		if (v.kind != MV_STR) {
+			sem = "t: not a string";
+		} else if (!(t = record_type_parse((const char *)v.s, v.n))) {
+			sem = "unknown t";
+		} else {
+			/* what record_init(r, t) does, from the codec's copy */
+			d = &rtypes[t];
+			memcpy(r, &c->init[t], offsetof(struct mdb_record, tick) + d->isize);
+			if (t == MDB_REC_REJ)
+				r->rej.r_len = 0;
+		}
+	}
+
+	uint32_t seen = 0, present = 0;
+	unsigned hint = 0;
+
+	i = ti + 1;
+	if (ti > 0 && ti < h.n) { /* t was not first: start again */
+		i = 0;
+		off = body;
+	}
+	for (; i < h.n; i++) {
+		const uint8_t *k;
+		size_t kn = 0, voff;
+		struct mp_val v;
+		int fi = -1, rc;
+		if ((e = mp_key(data, len, &off, &k, &kn)))
+			return bad(why, e);
+		if (i != ti && !sem) {
+			fi = find_field(d, k, kn, (size_t)(data + len - k), hint);
+			if (fi < 0 && key_is(k, kn, "t", 1)) {
+				sem = "duplicate key t";
+			} else if (fi >= 0 && seen & 1u << fi) {
+				sem = "duplicate key";
+				fi = -1;
+			}
+		}
+		if (fi < 0) { /* t, a key this version does not know, or checking only */
+			if ((e = mp_skip(data, len, &off, 1)))
+				return bad(why, e);
+			continue;
+		}
+		hint = (unsigned)fi + 1;
+		seen |= 1u << fi;
+		voff = off;
+		if ((e = mp_val(data, len, &off, &v)))
+			return bad(why, e);
+		rc = set_field(r, &d->fields[fi], &v, data + voff, off - voff, &sem);
+		if (rc > 0)
+			present |= 1u << fi;
+	}
+	if (off != len)
+		return bad(why, "trailing bytes after the map");
+	if (sem)
+		return bad(why, sem);
+	if ((present & d->required) != d->required)
+		return bad(why, !(present & 1u) ? "missing s" : "missing ts");
+	return 0;
 }
 
 /* ---- JSON and text output ---- */
@@ -884,7 +1240,8 @@ static void tb_write(struct tbuf *w, const char *s, size_t n)
 		w->full = true;
 		return;
 	}
-	memcpy(w->out + w->len, s, n);
+	if (n) /* msgpack-c gives an empty string a NULL pointer */
+		memcpy(w->out + w->len, s, n);
 	w->len += n;
 }
 
@@ -1432,8 +1789,12 @@ int record_to_text(mdb_codec *c, const uint8_t *data, size_t len, char *out, siz
 	struct mdb_record r;
 	msgpack_object root;
 	struct tbuf w;
-	int rc = decode(c, data, len, &r, &root, why);
+	/* Decoded twice: as a struct for the known keys, as objects for the
+	 * rest. The second cannot fail on input the first accepted. */
+	int rc = record_decode(c, data, len, &r, why);
 
+	if (!rc)
+		rc = codec_unpack(c, data, len, &root, why);
 	if (rc)
 		return rc;
 	const struct rtype *d = &rtypes[r.t];
@@ -1456,7 +1817,10 @@ int record_to_text(mdb_codec *c, const uint8_t *data, size_t len, char *out, siz
 	/* Keys this version does not know, as they came. */
 	for (uint32_t i = 0; i < root.via.map.size && !w.full; i++) {
 		const msgpack_object_kv *kv = &root.via.map.ptr[i];
-		if (obj_key_is(&kv->key, "t", 1) || find_field(d, &kv->key, 0) >= 0)
+		if (obj_key_is(&kv->key, "t", 1) ||
+		    (kv->key.type == MSGPACK_OBJECT_STR &&
+		     find_field(d, (const uint8_t *)kv->key.via.str.ptr, kv->key.via.str.size, 0,
+				0) >= 0))
 			continue;
 		tb_write(&w, " ", 1);
 		if (kv->key.type == MSGPACK_OBJECT_STR)

@@ -7,7 +7,8 @@
  *   struct mdb_record  <->  MessagePack bytes  <->  JSON text (one line)
  *
  * Conversions never allocate per record once warmed up: encoders write into a
- * caller's buffer, the decoder reuses a zone owned by an mdb_codec.
+ * caller's buffer, record_decode() reads the bytes in place, and the JSON/text
+ * renderings reuse a zone owned by an mdb_codec.
  * Unknown keys are ignored by record_decode() and kept by the generic
  * MessagePack <-> JSON conversions, so mdb-pipe and mdb-tap pass them through.
  */
@@ -101,7 +102,10 @@ const char *record_type_name(enum mdb_rtype t);
 /* The type named by name[0..len); MDB_REC_NONE when unknown. */
 enum mdb_rtype record_type_parse(const char *name, size_t len);
 
-/* Set every field to its "absent" value (NaN doubles, 0 ints, "" strings). */
+/* Set t, the common fields and every field of t's union member to their
+ * "absent" values (NaN doubles, 0 ints, "" strings; rej.r_len 0), padding
+ * between them zeroed. The other union members and rej.r's bytes are left
+ * as they were. */
 void record_init(struct mdb_record *r, enum mdb_rtype t);
 
 /* Encode r as a MessagePack map into buf[0..cap). Returns the number of
@@ -123,10 +127,12 @@ typedef struct mdb_codec mdb_codec;
 mdb_codec *codec_new(void);
 void codec_free(mdb_codec **c);
 
-/* Decode one MessagePack map from data[0..len) into r. Unknown keys are
- * ignored; a missing required key (t, and s/ts except for rej) or a wrong
- * value type is an error. Returns 0, or -EBADMSG with *why set to a static
- * string naming the problem. */
+/* Decode one MessagePack map from data[0..len) into r, which is set as by
+ * record_init() first. Unknown keys are ignored; a missing required key (t,
+ * and s/ts except for rej) or a wrong value type is an error; malformed
+ * MessagePack anywhere is reported before a wrong value. Returns 0, -EINVAL
+ * when c is NULL, or -EBADMSG with *why set to a static string naming the
+ * problem (r then holds no meaningful record). Allocates nothing. */
 int record_decode(mdb_codec *c, const uint8_t *data, size_t len, struct mdb_record *r,
 		  const char **why);
 
