@@ -136,27 +136,10 @@ static size_t file_size(uint32_t cap)
 	return sizeof(struct lvc_hdr) + (size_t)cap * sizeof(struct lvc_entry);
 }
 
-int lvc_create(const char *name, uint32_t capacity, mode_t mode)
+static void lvc_init_hdr(void *m, void *arg)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 32];
-	if (capacity < LVC_MIN_CAPACITY || capacity > LVC_MAX_CAPACITY ||
-	    (capacity & (capacity - 1)))
-		return -EINVAL;
-	int rc = lvc_file(path, sizeof path, name, true);
-	if (rc < 0)
-		return rc;
-	if (access(path, F_OK) == 0)
-		return 0;
-	snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -errno;
-	struct lvc_hdr *h = MAP_FAILED;
-	if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t)file_size(capacity)) < 0)
-		goto fail;
-	h = mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (h == MAP_FAILED)
-		goto fail;
+	struct lvc_hdr *h = m;
+	uint32_t capacity = *(const uint32_t *)arg;
 	h->meta.magic = LVC_MAGIC;
 	h->meta.hdr_size = sizeof *h;
 	h->meta.entry_size = sizeof(struct lvc_entry);
@@ -164,18 +147,19 @@ int lvc_create(const char *name, uint32_t capacity, mode_t mode)
 	h->meta.created_ns = realtime_ns();
 	/* V1: the version last, so a half-made file is never trusted */
 	atomic_store_explicit(&h->meta.version, LVC_VERSION, memory_order_release);
-	munmap(h, sizeof *h);
-	/* EEXIST: another process made it first; theirs is as good as ours */
-	if (link(tmp, path) < 0 && errno != EEXIST)
-		goto fail;
-	unlink(tmp);
-	close(fd);
-	return 0;
-fail:
-	rc = -errno;
-	unlink(tmp);
-	close(fd);
-	return rc;
+}
+
+int lvc_create(const char *name, uint32_t capacity, mode_t mode)
+{
+	char path[PATH_MAX];
+	if (capacity < LVC_MIN_CAPACITY || capacity > LVC_MAX_CAPACITY ||
+	    (capacity & (capacity - 1)))
+		return -EINVAL;
+	int rc = lvc_file(path, sizeof path, name, true);
+	if (rc < 0)
+		return rc;
+	return shm_create(path, file_size(capacity), sizeof(struct lvc_hdr), mode, lvc_init_hdr,
+			  &capacity);
 }
 
 int lvc_unlink(const char *name)

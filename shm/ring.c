@@ -177,28 +177,10 @@ static int ring_file(char *buf, size_t size, const char *name, bool mkdirs)
 	return shm_path(buf, size, NULL, name, ".ring", mkdirs);
 }
 
-int ring_create(const char *name, uint64_t capacity, mode_t mode)
+static void ring_init_hdr(void *m, void *arg)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 32];
-	if (capacity < RING_MIN_CAPACITY || (capacity & (capacity - 1)) || capacity > (1ULL << 40))
-		return -EINVAL;
-	int rc = ring_file(path, sizeof path, name, true);
-	if (rc < 0)
-		return rc;
-	if (access(path, F_OK) == 0)
-		return 0;
-	snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -errno;
-	size_t size = HDR_SIZE + capacity;
-	void *m = MAP_FAILED;
-	if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t)size) < 0)
-		goto fail;
-	m = mmap(NULL, HDR_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED)
-		goto fail;
 	struct ring_hdr *h = m;
+	uint64_t capacity = *(const uint64_t *)arg;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	h->meta.magic = RING_MAGIC;
@@ -208,20 +190,17 @@ int ring_create(const char *name, uint64_t capacity, mode_t mode)
 	h->meta.max_payload = (uint32_t)(capacity / 8 - sizeof(struct rec_hdr));
 	/* V1: the version last, so a reader never trusts a half-made header */
 	atomic_store_explicit(&h->meta.version, RING_VERSION, memory_order_release);
-	munmap(m, HDR_SIZE);
-	if (link(tmp, path) < 0 && errno != EEXIST) {
-		m = MAP_FAILED;
-		goto fail;
-	}
-	/* EEXIST: another process created it first; theirs is as good as ours */
-	unlink(tmp);
-	close(fd);
-	return 0;
-fail:
-	rc = -errno;
-	unlink(tmp);
-	close(fd);
-	return rc;
+}
+
+int ring_create(const char *name, uint64_t capacity, mode_t mode)
+{
+	char path[PATH_MAX];
+	if (capacity < RING_MIN_CAPACITY || (capacity & (capacity - 1)) || capacity > (1ULL << 40))
+		return -EINVAL;
+	int rc = ring_file(path, sizeof path, name, true);
+	if (rc < 0)
+		return rc;
+	return shm_create(path, HDR_SIZE + capacity, HDR_SIZE, mode, ring_init_hdr, &capacity);
 }
 
 int ring_unlink(const char *name)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -50,6 +51,35 @@ int shm_path(char *buf, size_t size, const char *sub, const char *name, const ch
 	if (m < 0 || (size_t)m >= size - n)
 		return -ENAMETOOLONG;
 	return 0;
+}
+
+int shm_create(const char *path, size_t size, size_t hdr_size, mode_t mode,
+	       void (*init)(void *hdr, void *arg), void *arg)
+{
+	char tmp[PATH_MAX + 32];
+	if (access(path, F_OK) == 0)
+		return 0;
+	snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	void *m;
+	if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t)size) < 0 ||
+	    (m = mmap(NULL, hdr_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
+		goto fail;
+	init(m, arg);
+	munmap(m, hdr_size);
+	/* EEXIST: another process created it first; theirs is as good as ours */
+	if (link(tmp, path) < 0 && errno != EEXIST)
+		goto fail;
+	unlink(tmp);
+	close(fd);
+	return 0;
+fail:;
+	int rc = -errno;
+	unlink(tmp);
+	close(fd);
+	return rc;
 }
 
 static struct flock byte_lock(short type, off_t off)

@@ -17,6 +17,14 @@ const char *shm_dir(void);
 int shm_path(char *buf, size_t size, const char *sub, const char *name, const char *suffix,
 	     bool mkdirs);
 
+/* Create the file `path` of `size` bytes with `mode`, atomically: it is made
+ * under a temporary name, its first hdr_size bytes are mapped and filled by
+ * init(hdr, arg) (which stores its version last), and only then is it
+ * linked into place, so a half-made file is never visible. A file already
+ * there is left as it is (another process made it first). 0 or -errno. */
+int shm_create(const char *path, size_t size, size_t hdr_size, mode_t mode,
+	       void (*init)(void *hdr, void *arg), void *arg);
+
 /* Take an exclusive OFD lock on byte `off` of fd without waiting; it lasts
  * until the open file description is closed (or the process dies).
  * Returns 0, -EBUSY when another description holds it, or -errno. */
