@@ -13,6 +13,7 @@
 #include "indicators.h"
 #include "keymap.h"
 #include "log.h"
+#include "notify.h"
 #include "lvc.h"
 #include "shm.h"
 
@@ -417,6 +418,8 @@ int main(int argc, char **argv)
 	if (!codec)
 		die(1, "out of memory");
 
+	notify_ready(NULL);
+
 	/* loop */
 	int status = 0;
 	unsigned unreleased = 0;
@@ -429,6 +432,7 @@ int main(int argc, char **argv)
 				break;
 			inputs_release(in);
 			unreleased = 0;
+			notify_watchdog();
 		}
 		int rc = inputs_read(in, &m, 0);
 		if (rc == 0) {
@@ -438,7 +442,8 @@ int main(int argc, char **argv)
 			unreleased = 0;
 			if (cli_stopping())
 				break; /* a signal that came after the loop test */
-			rc = inputs_read(in, &m, -1);
+			notify_watchdog();
+			rc = inputs_read(in, &m, notify_wait_ns(-1));
 		}
 		if (rc == 0 || rc == -EINTR)
 			continue;
@@ -481,6 +486,7 @@ int main(int argc, char **argv)
 		inputs_release(in);
 
 	/* finish */
+	notify_stopping();
 	outputs_close(&e.out);
 	inputs_close(&in);
 	codec_free(&codec);

@@ -8,6 +8,7 @@
 #include "counters.h"
 #include "endpoint.h"
 #include "log.h"
+#include "notify.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -122,6 +123,8 @@ int main(int argc, char **argv)
 	if (!out)
 		die(err == -EINVAL ? 2 : 1, "%s", msg);
 
+	notify_ready(NULL);
+
 	/* loop */
 	int status = 0;
 	unsigned unreleased = 0;
@@ -135,6 +138,7 @@ int main(int argc, char **argv)
 				break;
 			inputs_release(in);
 			unreleased = 0;
+			notify_watchdog();
 		}
 		int rc = inputs_read(in, &m, 0);
 		if (rc == 0) {
@@ -144,7 +148,8 @@ int main(int argc, char **argv)
 				break;
 			inputs_release(in);
 			unreleased = 0;
-			rc = inputs_read(in, &m, -1);
+			notify_watchdog();
+			rc = inputs_read(in, &m, notify_wait_ns(-1));
 		}
 		if (rc == 0 || rc == -EINTR)
 			continue;
@@ -187,6 +192,7 @@ int main(int argc, char **argv)
 		inputs_release(in);
 
 	/* finish */
+	notify_stopping();
 	outputs_close(&out);
 	inputs_close(&in);
 	counters_close(&cnt);

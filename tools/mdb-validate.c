@@ -20,6 +20,7 @@
 #include "endpoint.h"
 #include "keymap.h"
 #include "log.h"
+#include "notify.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -704,6 +705,8 @@ int main(int argc, char **argv)
 	if (!codec)
 		die(1, "out of memory");
 
+	notify_ready(NULL);
+
 	/* loop */
 	int status = 0, rc = 0;
 	unsigned unreleased = 0;
@@ -716,6 +719,7 @@ int main(int argc, char **argv)
 				break;
 			inputs_release(in);
 			unreleased = 0;
+			notify_watchdog();
 		}
 		if (v.close_after >= 0 && wall_ns() >= next_check) {
 			if ((rc = close_by_clock(&v)) < 0)
@@ -730,7 +734,9 @@ int main(int argc, char **argv)
 			unreleased = 0;
 			if (cli_stopping())
 				break; /* a signal that came after the loop test */
-			rc = inputs_read(in, &m, v.close_after >= 0 ? CLOSE_CHECK_NS : -1);
+			notify_watchdog();
+			rc = inputs_read(in, &m,
+					 notify_wait_ns(v.close_after >= 0 ? CLOSE_CHECK_NS : -1));
 		}
 		if (rc == 0 || rc == -EINTR)
 			continue;
@@ -780,6 +786,7 @@ int main(int argc, char **argv)
 		inputs_release(in);
 
 	/* finish */
+	notify_stopping();
 	outputs_close(&v.out);
 	outputs_close(&v.rej);
 	inputs_close(&in);

@@ -24,6 +24,7 @@
 #include "counters.h"
 #include "endpoint.h"
 #include "log.h"
+#include "notify.h"
 #include "ring.h"
 #include "scid.h"
 #include "symmap.h"
@@ -187,19 +188,34 @@ static void note_cqe(uint64_t tag, int res)
 	}
 }
 
-/* Wait for one completion (any) and note it; returns its tag and result. */
-static uint64_t wait_one(int *res)
+/* Wait up to timeout_ns (< 0: forever) for one completion (any) and note
+ * it; returns its tag and result, or 0 when the time ran out. */
+static uint64_t wait_one(int *res, int64_t timeout_ns)
 {
-	struct io_uring_cqe *cqe;
+	struct io_uring_cqe *cqe = NULL;
 	int rc;
-	while ((rc = io_uring_submit_and_wait(&W.ring, 1)) == -EINTR)
-		;
-	if (rc < 0 && rc != -EBUSY)
-		die(1, "io_uring: %s", strerror(-rc));
-	while ((rc = io_uring_wait_cqe(&W.ring, &cqe)) == -EINTR)
-		;
-	if (rc < 0)
-		die(1, "io_uring: %s", strerror(-rc));
+	if (timeout_ns >= 0) {
+		struct __kernel_timespec ts = {.tv_sec = timeout_ns / 1000000000,
+					       .tv_nsec = timeout_ns % 1000000000};
+		while ((rc = io_uring_submit_and_wait_timeout(&W.ring, &cqe, 1, &ts, NULL)) ==
+		       -EINTR)
+			;
+		if (rc == -ETIME)
+			return 0;
+		if (rc < 0)
+			die(1, "io_uring: %s", strerror(-rc));
+		if (!cqe)
+			return 0; /* only liburing's own timeout completed */
+	} else {
+		while ((rc = io_uring_submit_and_wait(&W.ring, 1)) == -EINTR)
+			;
+		if (rc < 0 && rc != -EBUSY)
+			die(1, "io_uring: %s", strerror(-rc));
+		while ((rc = io_uring_wait_cqe(&W.ring, &cqe)) == -EINTR)
+			;
+		if (rc < 0)
+			die(1, "io_uring: %s", strerror(-rc));
+	}
 	uint64_t tag = io_uring_cqe_get_data64(cqe);
 	*res = cqe->res;
 	io_uring_cqe_seen(&W.ring, cqe);
@@ -218,7 +234,7 @@ static ssize_t uring_pread(int fd, void *buf, size_t len, uint64_t off)
 	io_uring_prep_read(sqe, fd, buf, (unsigned)len, off);
 	io_uring_sqe_set_data64(sqe, TAG_READ);
 	int res;
-	while (wait_one(&res) != TAG_READ)
+	while (wait_one(&res, -1) != TAG_READ)
 		;
 	return res;
 }
@@ -924,12 +940,15 @@ int main(int argc, char **argv)
 	read_dirty();
 	W.published = true; /* the state file now lists exactly the files open */
 	commit();
+	notify_ready(NULL);
 
-	/* loop: sleep in the kernel until inotify or the stop fd completes */
+	/* loop: sleep in the kernel until inotify or the stop fd completes (or
+	 * the watchdog is due) */
 	while (!W.stop && !cli_stopping()) {
 		int res;
+		notify_watchdog();
 		if (!W.ino_ready)
-			wait_one(&res);
+			wait_one(&res, notify_watchdog_interval());
 		if (W.ino_ready) {
 			W.ino_ready = false;
 			if (W.ino_res < 0 && W.ino_res != -EINTR && W.ino_res != -EAGAIN)
@@ -942,6 +961,7 @@ int main(int argc, char **argv)
 	}
 
 	/* finish */
+	notify_stopping();
 	commit();
 	outputs_flush(W.out);
 	outputs_close(&W.out);

@@ -18,6 +18,7 @@
 #include "counters.h"
 #include "endpoint.h"
 #include "log.h"
+#include "notify.h"
 #include "record.h"
 #include "store.h"
 
@@ -539,6 +540,8 @@ int main(int argc, char **argv)
 	}
 	sync_cursors(&w);
 
+	notify_ready(NULL);
+
 	/* loop */
 	int status = 0;
 	bool ended = false;
@@ -596,7 +599,8 @@ int main(int argc, char **argv)
 			timeout = 0;
 		else if (retention_ns > 0)
 			timeout = next_prune > now ? next_prune - now : 0;
-		rc = inputs_read(w.in, &m, timeout);
+		notify_watchdog();
+		rc = inputs_read(w.in, &m, notify_wait_ns(timeout));
 		if (rc == 0 || rc == -EINTR)
 			continue;
 		if (rc == -EPIPE) {
@@ -622,6 +626,7 @@ int main(int argc, char **argv)
 		counter_set(w.c_pending, w.rows);
 	}
 
+	notify_stopping();
 	/* finish: what was read and written is committed; if that fails, the
 	 * rings still hold it for the next run */
 	if (w.in_txn && (err = commit(&w)) < 0) {
