@@ -135,7 +135,9 @@ int cli_parse_duration(const char *s, long long *out_ns)
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (errno || end == s || v < 0)
+	/* !(v >= 0) also refuses "nan", whose conversion to long long below
+	 * is undefined (found by fuzz_cli, issue 9) */
+	if (errno || end == s || !(v >= 0))
 		return -EINVAL;
 	static const struct {
 		const char *sfx;

@@ -84,6 +84,7 @@ struct mdb_outputs {
 	struct ep_out *out;
 	int n;
 	bool json;
+	bool batch; /* ring records are published by outputs_flush() */
 	int64_t timeout_ns;
 	uint8_t *wbuf; /* stdout buffer */
 	size_t wlen;
@@ -621,17 +622,16 @@ static int wait_fds(mdb_inputs *in, int64_t timeout_ns)
 int inputs_read(mdb_inputs *in, struct mdb_msg *m, int64_t timeout_ns)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t t0 = ts.tv_sec * 1000000000LL + ts.tv_nsec, left = timeout_ns;
+	int64_t t0 = -1, left = timeout_ns;
 	for (;;) {
 		int live = 0;
-		for (int k = 0; k < in->n; k++) {
-			int i = (in->next + k) % in->n;
+		/* round robin from in->next; no division per record */
+		for (int k = 0, i = in->next; k < in->n; k++, i = i + 1 < in->n ? i + 1 : 0) {
 			struct ep_in *e = &in->in[i];
 			int rc = try_read(in, e, m);
 			if (rc != 0) {
 				m->input = i;
-				in->next = (i + 1) % in->n;
+				in->next = i + 1 < in->n ? i + 1 : 0;
 				return rc;
 			}
 			live += !e->done;
@@ -641,8 +641,13 @@ int inputs_read(mdb_inputs *in, struct mdb_msg *m, int64_t timeout_ns)
 		if (timeout_ns == 0)
 			return 0;
 		if (timeout_ns > 0) {
+			/* the clock starts at the first wait: a record that is
+			 * ready costs no clock read */
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			left = timeout_ns - (ts.tv_sec * 1000000000LL + ts.tv_nsec - t0);
+			int64_t t = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+			if (t0 < 0)
+				t0 = t;
+			left = timeout_ns - (t - t0);
 			if (left <= 0)
 				return 0;
 		}
@@ -750,6 +755,7 @@ mdb_outputs *outputs_open(const char *const *uris, int n, const struct ep_opts *
 		goto fail;
 	}
 	out->json = o->json_out;
+	out->batch = o->batch_out;
 	out->timeout_ns = o->publish_timeout_ns;
 	int nstdio = 0;
 	for (int i = 0; i < n; i++) {
@@ -788,6 +794,10 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 
 int outputs_flush(mdb_outputs *out)
 {
+	if (out->batch)
+		for (int i = 0; i < out->n; i++)
+			if (out->out[i].kind == EP_RING)
+				ring_flush(out->out[i].ring);
 	if (!out->wlen)
 		return 0;
 	int rc = write_all(STDOUT_FILENO, out->wbuf, out->wlen);
@@ -812,8 +822,17 @@ static int stdout_put(mdb_outputs *out, const void *p, size_t n)
 static int write_one(mdb_outputs *out, struct ep_out *e, const struct mdb_msg *m)
 {
 	switch (e->kind) {
-	case EP_RING:
-		return ring_publish(e->ring, m->type, m->data, m->len, out->timeout_ns);
+	case EP_RING: {
+		if (!out->batch)
+			return ring_publish(e->ring, m->type, m->data, m->len, out->timeout_ns);
+		void *dst;
+		int rc = ring_claim(e->ring, m->type, m->len, &dst, out->timeout_ns);
+		if (rc < 0)
+			return rc;
+		memcpy(dst, m->data, m->len);
+		ring_commit_quiet(e->ring);
+		return 0;
+	}
 	case EP_STDIO:
 		if (out->json) {
 			const char *why;

@@ -44,6 +44,9 @@ struct ep_opts {
 	const char *zmq_topic;     /* SUB filter prefix ("" or NULL: everything) */
 	int zmq_hwm;               /* ZeroMQ high-water mark in messages (0: library default) */
 	bool manual_release;       /* durable input rings advance only in inputs_release() */
+	bool batch_out;            /* output rings publish in outputs_flush() (and before a
+				      wait for space), not per record: the caller flushes
+				      every few records and before it sleeps */
 	bool no_create;            /* input rings must exist (mdb-tap: a typo is an error) */
 	_Atomic uint32_t *stop_word; /* waits end with -EINTR once this is non-zero */
 	int stop_fd;               /* ... or this fd is readable (-1: none) */
@@ -94,7 +97,8 @@ mdb_outputs *outputs_open(const char *const *uris, int n, const struct ep_opts *
  * still tried). A record that a JSON output cannot render is -EBADMSG. */
 int outputs_write(mdb_outputs *out, const struct mdb_msg *m);
 
-/* Push buffered stdout bytes out. Call when the inputs go idle. */
+/* Push buffered stdout bytes out, and publish batched ring records
+ * (batch_out). Call when the inputs go idle. */
 int outputs_flush(mdb_outputs *out);
 
 void outputs_close(mdb_outputs **out);

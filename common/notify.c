@@ -1,6 +1,7 @@
 /* notify.c - sd_notify(3) without libsystemd: the protocol is one
  * SOCK_DGRAM message of NEWLINE-separated assignments to the AF_UNIX socket
  * named by $NOTIFY_SOCKET ('@' at the start means the abstract namespace). */
+#include "clock.h"
 #include "notify.h"
 
 #include <errno.h>
@@ -22,13 +23,6 @@ static struct {
 	int64_t wd_ns;                /* WATCHDOG_USEC in ns, 0: none */
 	int64_t last_wd;              /* CLOCK_MONOTONIC of the last WATCHDOG=1 */
 } N = {.fd = -1};
-
-static int64_t mono_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
 
 static void notify_init(void)
 {

@@ -75,6 +75,12 @@ int scid_encode(const struct scid_record *r, const char *sym, int32_t bar_iv, in
 int scid_map_append(uint8_t *buf, size_t len, size_t cap, unsigned n, const uint8_t *kv,
 		    size_t kvlen);
 
+/* Write one MessagePack key (a fixstr, at most 31 bytes) and its value at p,
+ * compactly: an unsigned integer, a float64. Return the bytes written, at
+ * most 32 + 9. For the extra keys appended with scid_map_append(). */
+size_t scid_kv_uint(uint8_t *p, const char *key, uint64_t v);
+size_t scid_kv_f64(uint8_t *p, const char *key, double v);
+
 /* SCDateTimeMS <-> ns since the Unix epoch. */
 static inline int64_t scid_to_unix_ns(int64_t dt)
 {

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,23 @@ static const char feat_sql[] =
     " OR vma IS NOT excluded.vma OR macd IS NOT excluded.macd"
     " OR macds IS NOT excluded.macds OR macdh IS NOT excluded.macdh"
     " OR mom IS NOT excluded.mom OR f IS NOT excluded.f";
+
+/* Page size of a new database. 16 KiB pages measured ~20 % more rows/s
+ * than the 4 KiB default for our rows (fewer b-tree splits, fewer WAL
+ * frame headers per row); readers are unaffected. An existing file keeps
+ * its page size (WAL mode cannot change it). */
+#define NEW_PAGE_SIZE 16384
+/* Pages in the WAL before a commit checkpoints it (SQLite's default is
+ * 1000): fewer, larger checkpoints copy a page rewritten by many batches
+ * once. 4096 pages of 16 KiB match journal_size_limit. */
+#define WAL_AUTOCHECKPOINT 4096
+
+/* Process-wide SQLite settings, before its first use: no memory statistics
+ * (they take a global mutex on every allocation, ~5 % of a write). */
+static void sqlite_setup(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* MISUSE if already in use: harmless */
+}
 
 void store_opts_default(struct store_opts *o)
 {
@@ -303,6 +321,8 @@ mdb_store *store_open(const char *path, const struct store_opts *o, int *err, ch
 	s->readonly = o->readonly;
 	snprintf(s->path, sizeof s->path, "%s", path);
 	int flags = o->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, sqlite_setup);
 	int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		rc = fail(s, rc, "open");
@@ -316,6 +336,10 @@ mdb_store *store_open(const char *path, const struct store_opts *o, int *err, ch
 	if ((rc = query_int(s, "PRAGMA schema_version", &v, "read the database")) < 0)
 		goto fail;
 	if (!o->readonly) {
+		/* only takes on a new file, and must come before WAL */
+		snprintf(sql, sizeof sql, "PRAGMA page_size = %d", NEW_PAGE_SIZE);
+		if ((rc = exec(s, sql, "set page_size")) < 0)
+			goto fail;
 		sqlite3_stmt *st;
 		if ((rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL)) !=
 		    SQLITE_OK) {
@@ -338,6 +362,9 @@ mdb_store *store_open(const char *path, const struct store_opts *o, int *err, ch
 		/* keep a burst's WAL from staying on disk at its largest size */
 		if ((rc = exec(s, "PRAGMA journal_size_limit = 67108864",
 			       "set journal_size_limit")) < 0)
+			goto fail;
+		snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint = %d", WAL_AUTOCHECKPOINT);
+		if ((rc = exec(s, sql, "set wal_autocheckpoint")) < 0)
 			goto fail;
 	}
 	snprintf(sql, sizeof sql, "PRAGMA cache_size = %d",

@@ -326,7 +326,10 @@ int counters_scan(int (*fn)(const struct counters_view *v, void *arg), void *arg
 		if (view_load(dirfd(d), de->d_name, v) == 0)
 			n++;
 	}
-	qsort(views, n, sizeof *views, view_cmp);
+	/* views is NULL when no file was found: qsort's pointer must not be
+	 * NULL even for 0 elements (UBSan, issue 9) */
+	if (n)
+		qsort(views, n, sizeof *views, view_cmp);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = fn(&views[i], arg);
 out:

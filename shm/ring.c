@@ -2,11 +2,12 @@
  *
  * Memory ordering, in one place (each pair is also named where it occurs):
  *
- *  P1  producer: record bytes, then seq_cst store of prod.pos (ring_commit)
+ *  P1  producer: record bytes, then seq_cst store of prod.pos (ring_flush:
+ *      at once from ring_commit, later for ring_commit_quiet's records);
  *      pairs with C1: consumer's acquire load of prod.pos before it reads
  *      the record (ring_next). A record is visible only once whole.
  *  P2  producer: seq_cst store of prod.pos, then seq_cst load of
- *      wake.sleepers (ring_commit); pairs with C2: consumer's seq_cst
+ *      wake.sleepers (ring_flush); pairs with C2: consumer's seq_cst
  *      increment of sleepers, then seq_cst load of prod.pos (ring_wait).
  *      One of the two sides sees the other, so a sleeper is never missed
  *      and the producer makes a syscall only when someone sleeps.
@@ -127,7 +128,8 @@ struct mdb_ring {
 	int fd;
 	/* producer-only state */
 	bool producing;
-	uint64_t pos;        /* our copy of prod.pos */
+	uint64_t pos;        /* end of the newest committed record */
+	uint64_t published;  /* our last store to prod.pos (<= pos) */
 	uint64_t limit;      /* we may write below this without rescanning */
 	uint64_t claim_pos;  /* header position of the claimed record */
 	uint64_t claim_end;
@@ -212,6 +214,25 @@ int ring_unlink(const char *name)
 	return unlink(path) < 0 ? -errno : 0;
 }
 
+/* Can this header be trusted past its magic and version? Every position a
+ * reader follows (published, intent, prod_min, the oldest-boundary index,
+ * consumer slots) is a record boundary, so 8-aligned, and max_payload is derived
+ * from the capacity: a file corrupted otherwise made readers misalign
+ * record headers (found by fuzz_ring, issue 9). Not a race: a live
+ * producer keeps all of these aligned at every store. */
+static bool hdr_sane(const struct ring_hdr *h)
+{
+	uint64_t any = atomic_load_explicit(&h->prod.pos, memory_order_relaxed) |
+		       atomic_load_explicit(&h->prod.intent, memory_order_relaxed) |
+		       atomic_load_explicit(&h->slow.prod_min, memory_order_relaxed);
+	for (int i = 0; i < SEGS; i++)
+		any |= atomic_load_explicit(&h->seg[i], memory_order_relaxed);
+	for (int i = 0; i < RING_SLOTS; i++)
+		any |= atomic_load_explicit(&h->slots[i].position, memory_order_relaxed);
+	return (any & 7) == 0 &&
+	       h->meta.max_payload == (uint32_t)(h->meta.capacity / 8 - sizeof(struct rec_hdr));
+}
+
 mdb_ring *ring_open(const char *name, int *err)
 {
 	char path[PATH_MAX];
@@ -238,7 +259,7 @@ mdb_ring *ring_open(const char *name, int *err)
 	if (h->meta.magic != RING_MAGIC ||
 	    atomic_load_explicit(&h->meta.version, memory_order_acquire) != RING_VERSION ||
 	    h->meta.hdr_size != HDR_SIZE || h->meta.capacity + HDR_SIZE != (uint64_t)st.st_size ||
-	    (h->meta.capacity & (h->meta.capacity - 1))) {
+	    (h->meta.capacity & (h->meta.capacity - 1)) || !hdr_sane(h)) {
 		munmap(m, st.st_size);
 		rc = -EPROTO;
 		goto fail_fd;
@@ -271,6 +292,7 @@ void ring_close(mdb_ring **rp)
 	if (!rp || !*rp)
 		return;
 	mdb_ring *r = *rp;
+	ring_flush(r);
 	munmap(r->h, r->map_size);
 	close(r->fd); /* drops our OFD locks: producer and slots */
 	free(r);
@@ -333,6 +355,7 @@ int ring_producer_begin(mdb_ring *r)
 	struct ring_hdr *h = r->h;
 	r->producing = true;
 	r->pos = atomic_load_explicit(&h->prod.pos, memory_order_acquire);
+	r->published = r->pos;
 	/* a producer that died between claim and commit left intent ahead of
 	 * pos; its half-written record was never visible and is overwritten */
 	atomic_store_explicit(&h->prod.intent, r->pos, memory_order_relaxed);
@@ -407,6 +430,8 @@ int ring_claim(mdb_ring *r, uint32_t type, uint32_t len, void **payload, int64_t
 	uint64_t pad = (r->cap - off < need) ? r->cap - off : 0;
 	uint64_t end = p + pad + need;
 	if (end > r->limit) {
+		/* consumers must see what is committed before we wait on them */
+		ring_flush(r);
 		int rc = wait_space(r, end, timeout_ns);
 		if (rc < 0)
 			return rc;
@@ -445,7 +470,8 @@ static void wake_sleepers(mdb_ring *r)
 	shm_futex_wake(&h->wake.seq);
 }
 
-void ring_commit(mdb_ring *r)
+/* Take the claimed record into r->pos without making it visible. */
+static void commit_local(mdb_ring *r)
 {
 	struct ring_hdr *h = r->h;
 	uint64_t p = r->claim_pos;
@@ -457,13 +483,32 @@ void ring_commit(mdb_ring *r)
 	r->pos = r->claim_end;
 	r->records++;
 	r->bytes += ((struct rec_hdr *)(r->data + (p & r->mask)))->len;
+}
+
+void ring_flush(mdb_ring *r)
+{
+	struct ring_hdr *h = r->h;
+	if (!r->producing || r->published == r->pos)
+		return;
+	r->published = r->pos;
 	atomic_store_explicit(&h->prod.records, r->records, memory_order_relaxed);
 	atomic_store_explicit(&h->prod.bytes, r->bytes, memory_order_relaxed);
-	/* P1/P2: publish the whole record; pairs with C1 (acquire load in
-	 * ring_next) and, with the load below, with C2 in ring_wait */
+	/* P1/P2: publish every record committed so far; pairs with C1 (acquire
+	 * load in ring_next) and, with the load below, with C2 in ring_wait */
 	atomic_store_explicit(&h->prod.pos, r->pos, memory_order_seq_cst);
 	if (atomic_load_explicit(&h->cons.sleepers, memory_order_seq_cst))
 		wake_sleepers(r);
+}
+
+void ring_commit(mdb_ring *r)
+{
+	commit_local(r);
+	ring_flush(r);
+}
+
+void ring_commit_quiet(mdb_ring *r)
+{
+	commit_local(r);
 }
 
 int ring_publish(mdb_ring *r, uint32_t type, const void *data, uint32_t len, int64_t timeout_ns)
@@ -533,6 +578,13 @@ static uint64_t durable_join(mdb_ring *r, struct slot *s, enum ring_from from)
 		atomic_store_explicit(&s->state, SLOT_ACTIVE, memory_order_seq_cst);
 		uint64_t pm2 = atomic_load_explicit(&h->slow.prod_min, memory_order_seq_cst);
 		if (pm2 <= p)
+			return p;
+		/* prod_min beyond all that is published and no producer alive to
+		 * publish more (a corrupt header, or a producer that died after
+		 * refresh_limit counted records it never published): waiting
+		 * would spin forever (found by fuzz_ring, issue 9). p is safe:
+		 * the next producer rescans the slots in ring_producer_begin. */
+		if (!r->producing && !shm_byte_locked(r->fd, LOCK_PRODUCER))
 			return p;
 		pm = pm2;
 	}

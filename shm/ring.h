@@ -85,6 +85,16 @@ int ring_claim(mdb_ring *r, uint32_t type, uint32_t len, void **payload, int64_t
 /* Publish the record reserved by the last ring_claim(). */
 void ring_commit(mdb_ring *r);
 
+/* Commit the record reserved by the last ring_claim() without publishing
+ * it: it (and every record committed before it) becomes visible at the next
+ * ring_flush() or ring_commit(), or when ring_claim() has to wait for space
+ * or ring_close(). Saves the shared store and sleeper check per record; the
+ * caller bounds the delay (flush every few records and before it sleeps). */
+void ring_commit_quiet(mdb_ring *r);
+
+/* Publish every record committed so far (no-op when nothing is pending). */
+void ring_flush(mdb_ring *r);
+
 /* ring_claim() + memcpy + ring_commit(). */
 int ring_publish(mdb_ring *r, uint32_t type, const void *data, uint32_t len, int64_t timeout_ns);
 

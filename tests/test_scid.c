@@ -128,3 +128,84 @@ Test(scid, impossible_records_are_refused)
 	r.close = 1;
 	cr_assert_eq(scid_encode(&r, "ES", 1, -1, 0, mp, 8, &kind, &why), -ENOSPC);
 }
+
+/* What scid_encode() made before it wrote MessagePack itself: the generic
+ * record_encode() plus the extra keys appended. Its bytes must not change. */
+static int encode_generic(const struct scid_record *r, const char *sym, int32_t iv, int64_t off,
+			  uint32_t fid, uint8_t *buf, size_t cap)
+{
+	struct mdb_record rec;
+	bool tick = r->open == 0 || r->open == SCID_FIRST_SUB_TRADE ||
+		    r->open == SCID_LAST_SUB_TRADE;
+	record_init(&rec, tick ? MDB_REC_TICK : MDB_REC_BAR);
+	strcpy(rec.s, sym);
+	strcpy(rec.src, "scid");
+	rec.ts = scid_to_unix_ns(r->dt);
+	unsigned sub = 0;
+	if (tick) {
+		sub = r->open == SCID_FIRST_SUB_TRADE ? 1 : r->open == SCID_LAST_SUB_TRADE ? 2 : 0;
+		rec.tick.b = r->low;
+		rec.tick.a = r->high;
+		rec.tick.n = r->num_trades;
+		if (r->num_trades || r->total_volume) {
+			rec.tick.p = r->close;
+			rec.tick.v = r->total_volume;
+		}
+	} else {
+		rec.bar.iv = iv;
+		rec.bar.o = r->open;
+		rec.bar.h = r->high;
+		rec.bar.l = r->low;
+		rec.bar.c = r->close;
+		rec.bar.v = r->total_volume;
+		rec.bar.n = r->num_trades;
+		rec.bar.bv = r->bid_volume;
+		rec.bar.av = r->ask_volume;
+	}
+	int len = record_encode(&rec, buf, cap);
+	uint8_t kv[64];
+	size_t kvlen = 0;
+	unsigned n = 0;
+	if (sub)
+		kvlen += scid_kv_uint(kv + kvlen, "sub", sub), n++;
+	if (off >= 0) {
+		kvlen += scid_kv_uint(kv + kvlen, "off", (uint64_t)off);
+		kvlen += scid_kv_uint(kv + kvlen, "fid", fid);
+		n += 2;
+	}
+	return n ? scid_map_append(buf, (size_t)len, cap, n, kv, kvlen) : len;
+}
+
+Test(scid, direct_encoder_makes_the_generic_bytes)
+{
+	uint64_t s = 42;
+	static const float opens[] = {0, SCID_FIRST_SUB_TRADE, SCID_LAST_SUB_TRADE, 5000.25f};
+	static const int64_t offs[] = {-1, 0, 96, 127, 128, 255, 256, 65535, 65536, 4294967295LL,
+				       4294967296LL};
+	static const uint32_t counts[] = {0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295u};
+	for (int i = 0; i < 20000; i++) {
+		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+		struct scid_record r = {
+		    .dt = 1 + (int64_t)(s >> 20) % 11000000000000000LL,
+		    .open = opens[(s >> 3) % 4],
+		    .high = (float)((s >> 9) % 100000) / 4,
+		    .low = -(float)((s >> 13) % 1000) / 8,
+		    .close = (float)((s >> 17) % 100000) / 4,
+		    .num_trades = (s >> 40) % 3 ? counts[(s >> 23) % 9] : 0,
+		    .total_volume = (s >> 42) % 3 ? counts[(s >> 27) % 9] : 0,
+		    .bid_volume = counts[(s >> 31) % 9],
+		    .ask_volume = counts[(s >> 35) % 9],
+		};
+		const char *sym = (s >> 50) % 2 ? "ES" : "A-SYMBOL-OF-31-CHARACTERS-LONG!";
+		int64_t off = offs[(s >> 45) % 11];
+		int32_t iv = (s >> 55) % 2 ? 1 : -70000;
+		uint8_t a[MDB_REC_MAX_BYTES], b[MDB_REC_MAX_BYTES];
+		enum scid_kind kind;
+		const char *why;
+		int na = scid_encode(&r, sym, iv, off, (uint32_t)(s >> 7), a, sizeof a, &kind, &why);
+		int nb = encode_generic(&r, sym, iv, off, (uint32_t)(s >> 7), b, sizeof b);
+		cr_assert_gt(na, 0, "record %d: %s", i, na == -EBADMSG ? why : "");
+		cr_assert_eq(na, nb, "record %d: %d bytes, generic %d", i, na, nb);
+		cr_assert_eq(memcmp(a, b, (size_t)na), 0, "record %d differs", i);
+	}
+}

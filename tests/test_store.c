@@ -329,12 +329,13 @@ Test(store, integrity_check_finds_a_damaged_page)
 	cr_expect_eq(store_integrity(s, msg, sizeof msg), 0, "%s", msg);
 	store_close(&s);
 	sql("PRAGMA wal_checkpoint(TRUNCATE)");
+	int64_t psz = sql_int("PRAGMA page_size");
 	/* scribble over page 2, the root of bars (an interior b-tree page) */
 	int fd = open(path, O_WRONLY);
 	cr_assert_geq(fd, 0);
 	char junk[1024];
 	memset(junk, 0x5a, sizeof junk);
-	cr_assert_eq(pwrite(fd, junk, sizeof junk, 4096 + 8), (ssize_t)sizeof junk);
+	cr_assert_eq(pwrite(fd, junk, sizeof junk, psz + 8), (ssize_t)sizeof junk);
 	close(fd);
 	int err = 0;
 	s = store_open(path, NULL, &err, msg, sizeof msg);
@@ -345,6 +346,19 @@ Test(store, integrity_check_finds_a_damaged_page)
 	} else {
 		cr_expect_eq(err, -EUCLEAN, "%s", msg);
 	}
+}
+
+Test(store, a_new_database_has_16k_pages_an_old_one_keeps_its_own)
+{
+	mdb_store *s = open_ok(NULL);
+	store_close(&s);
+	cr_expect_eq(sql_int("PRAGMA page_size"), 16384);
+	teardown();
+	setup();
+	sql("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; PRAGMA user_version = 0");
+	s = open_ok(NULL);
+	store_close(&s);
+	cr_expect_eq(sql_int("PRAGMA page_size"), 4096);
 }
 
 Test(store, a_locked_database_is_busy_not_an_error)

@@ -5,8 +5,19 @@
  * (s, iv, ts). A closed bar (f & final) is committed to its series' state; a
  * forming bar is evaluated against the state committed at the previous
  * close, so repeats and revisions never count twice (common/indicators.h).
- * A repeat or revision of the last closed bar undoes that commit first.
+ * A repeat or revision of the last closed bar undoes that commit first; a
+ * bar older than the last closed one (a revision of an older closed bar, or
+ * a late forming bar) cannot be applied in O(1) without corrupting the
+ * state: it is passed on, gets no feat, and is counted as stale.
+ *
+ * Warm-up: a restarted mdb-feature resumes each input ring at its consumer
+ * slot, with empty indicator state. Before it reads on, it replays the bars
+ * still retained in each input ring before that position (read by a
+ * private observer, from the oldest record) through the indicators only:
+ * nothing is written and the cache is not touched, so the first features
+ * it publishes are computed from the same history as before the restart.
  */
+#include "clock.h"
 #include "cli.h"
 #include "counters.h"
 #include "endpoint.h"
@@ -22,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Records passed on between two releases of the input rings. */
 #define RELEASE_EVERY 64
@@ -59,8 +71,9 @@ struct engine {
 	mdb_lvc *lvc;
 	mdb_outputs *out;
 	bool forward;
+	int64_t now_ns; /* CLOCK_REALTIME, read once per batch of input records */
 	mdb_counter *c_feat, *c_stale, *c_implicit, *c_revised, *c_bad, *c_series,
-	    *c_lvc_full, *c_out, *c_err, *c_held;
+	    *c_lvc_full, *c_out, *c_err, *c_held, *c_warm;
 	uint8_t fbuf[MDB_REC_MAX_BYTES]; /* the encoded feat record */
 	struct mdb_record feat;
 };
@@ -91,13 +104,6 @@ static _Noreturn void usage(FILE *out)
 		CLI_STAGE_USAGE
 		CLI_USAGE_ENDPOINTS);
 	exit(out == stdout ? 0 : 2);
-}
-
-static int64_t wall_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 static int parse_period(const char *opt, const char *s)
@@ -187,7 +193,7 @@ static void lvc_update(struct engine *e, struct series *se, const struct mdb_rec
 	    .v = b->bar.v, .n = b->bar.n, .bv = b->bar.bv, .av = b->bar.av, .f = b->bar.f,
 	    .feat = {v->rsi, v->ema_fast, v->ema_slow, v->bbm, v->bbu, v->bbl, v->atr, v->vwap,
 		     v->vma, v->macd, v->macds, v->macdh, v->mom},
-	    .updated_ns = wall_ns(),
+	    .updated_ns = e->now_ns,
 	};
 	lvc_put(e->lvc, se->lvc, &lv);
 }
@@ -236,11 +242,16 @@ stale:
 	return 0;
 }
 
+static bool bar_ok(const struct mdb_record *b)
+{
+	return isfinite(b->bar.o) && isfinite(b->bar.h) && isfinite(b->bar.l) &&
+	       isfinite(b->bar.c) && b->bar.iv > 0;
+}
+
 /* Handle one bar: its features go out as a feat record after it. */
 static int on_bar(struct engine *e, const struct mdb_record *b)
 {
-	if (!isfinite(b->bar.o) || !isfinite(b->bar.h) || !isfinite(b->bar.l) ||
-	    !isfinite(b->bar.c) || b->bar.iv <= 0) {
+	if (!bar_ok(b)) {
 		counter_add(e->c_bad, 1);
 		return 0;
 	}
@@ -268,6 +279,62 @@ static int on_bar(struct engine *e, const struct mdb_record *b)
 	counter_add(e->c_feat, 1);
 	struct mdb_msg m = {.type = MDB_REC_FEAT, .len = (uint32_t)n, .data = e->fbuf};
 	return emit(e, &m);
+}
+
+/* Replay the bars of input ring `uri` that lie before consumer c's
+ * position through the indicators (see the top of the file). An observer
+ * reads them, so the producer is never held and a record overwritten
+ * meanwhile is noticed (a lap: logged, the state then has a gap). Returns
+ * the bars replayed, or -ENOMEM. */
+static long warm_up(struct engine *e, const char *uri, mdb_ring_consumer *c, mdb_codec *codec,
+		    const char *name)
+{
+	uint64_t until = ring_consumer_position(c);
+	int err;
+	mdb_ring *r = ring_open(uri + 5, &err);
+	if (!r)
+		return 0;
+	char oname[RING_NAME_MAX];
+	snprintf(oname, sizeof oname, "%.32s.warm%d", name, (int)getpid() % 100000);
+	mdb_ring_consumer *o = ring_consumer_open(r, oname, RING_OBSERVER, RING_FROM_START, 0, &err);
+	if (!o) {
+		logmsg(LOG_WARNING, "%s: warm-up: %s (starting from empty state)", uri,
+		       strerror(-err));
+		ring_close(&r);
+		return 0;
+	}
+	uint64_t from = ring_consumer_position(o);
+	long n = 0;
+	struct ring_rec rec;
+	static struct mdb_record bar;
+	int rc;
+	while (ring_consumer_position(o) < until && (rc = ring_next(o, &rec)) != 0) {
+		if (rc == RING_LAPPED) {
+			logmsg(LOG_WARNING, "%s: warm-up overtaken by the producer: some bars "
+					    "before position %llu are missing from the state",
+			       uri, (unsigned long long)until);
+			continue;
+		}
+		if (rc < 0 || rec.pos >= until)
+			break;
+		const char *why;
+		if (rec.type != MDB_REC_BAR ||
+		    record_decode(codec, rec.data, rec.len, &bar, &why) < 0 || !bar_ok(&bar))
+			continue;
+		struct series *se;
+		struct ind_values v;
+		if (features(e, &bar, &se, &v) == -ENOMEM) {
+			n = -ENOMEM;
+			break;
+		}
+		n++;
+	}
+	ring_consumer_close(&o);
+	ring_close(&r);
+	if (n > 0)
+		logmsg(LOG_INFO, "%s: warmed up from %ld bars (positions %llu to %llu)", uri, n,
+		       (unsigned long long)from, (unsigned long long)until);
+	return n;
 }
 
 int main(int argc, char **argv)
@@ -375,6 +442,9 @@ int main(int argc, char **argv)
 	 * process, and output rings are waited on in slices (as mdb-pipe) */
 	eo.manual_release = true;
 	eo.publish_timeout_ns = 250000000;
+	/* output rings publish once per batch (outputs_flush below): at most
+	 * RELEASE_EVERY input records late, and always before we sleep */
+	eo.batch_out = true;
 	if (cli_check_endpoints(&cli, NULL) < 0)
 		die(2, "%s", cli.err);
 
@@ -397,6 +467,7 @@ int main(int argc, char **argv)
 	e.c_lvc_full = counter_get(cnt, "lvc_full");
 	e.c_err = counter_get(cnt, "errors");
 	e.c_held = counter_get(cnt, "held_back_250ms");
+	e.c_warm = counter_get(cnt, "warmup_bars");
 	if (!(e.keys = keymap_new()))
 		die(1, "out of memory");
 	record_init(&e.feat, MDB_REC_FEAT);
@@ -417,6 +488,21 @@ int main(int argc, char **argv)
 	mdb_codec *codec = codec_new();
 	if (!codec)
 		die(1, "out of memory");
+	/* warm-up counts only as warmup_bars, not as this run's input */
+	uint64_t stale0 = counter_value(e.c_stale), revised0 = counter_value(e.c_revised),
+		 implicit0 = counter_value(e.c_implicit);
+	for (int i = 0; i < cli.nin; i++) {
+		mdb_ring_consumer *c = inputs_ring(in, i);
+		if (!c || strncmp(cli.in[i], "ring:", 5) != 0)
+			continue;
+		long n = warm_up(&e, cli.in[i], c, codec, eo.name);
+		if (n < 0)
+			die(1, "out of memory");
+		counter_add(e.c_warm, (uint64_t)n);
+	}
+	counter_set(e.c_stale, stale0);
+	counter_set(e.c_revised, revised0);
+	counter_set(e.c_implicit, implicit0);
 
 	notify_ready(NULL);
 
@@ -426,6 +512,7 @@ int main(int argc, char **argv)
 	bool unwritten = false;
 	struct mdb_msg m;
 	static struct mdb_record bar;
+	e.now_ns = wall_ns();
 	while (!cli_stopping()) {
 		if (unreleased >= RELEASE_EVERY) {
 			if (outputs_flush(e.out) == -EPIPE)
@@ -433,6 +520,7 @@ int main(int argc, char **argv)
 			inputs_release(in);
 			unreleased = 0;
 			notify_watchdog();
+			e.now_ns = wall_ns();
 		}
 		int rc = inputs_read(in, &m, 0);
 		if (rc == 0) {
@@ -444,6 +532,7 @@ int main(int argc, char **argv)
 				break; /* a signal that came after the loop test */
 			notify_watchdog();
 			rc = inputs_read(in, &m, notify_wait_ns(-1));
+			e.now_ns = wall_ns();
 		}
 		if (rc == 0 || rc == -EINTR)
 			continue;
@@ -480,7 +569,7 @@ int main(int argc, char **argv)
 		}
 		unreleased++;
 		counter_set(c_laps, inputs_laps(in));
-		counter_set(c_last, (uint64_t)wall_ns());
+		counter_set(c_last, (uint64_t)e.now_ns);
 	}
 	if (outputs_flush(e.out) == 0 && !status && !unwritten)
 		inputs_release(in);

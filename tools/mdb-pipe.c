@@ -4,6 +4,7 @@
  * lines on the way: this is how a pipeline spans two hosts, or how a shell
  * script feeds a ring.
  */
+#include "clock.h"
 #include "cli.h"
 #include "counters.h"
 #include "endpoint.h"
@@ -39,13 +40,6 @@ static _Noreturn void usage(FILE *out)
 		"      --topic PREFIX      ZeroMQ inputs: only topics starting with PREFIX (e.g. bar/ES)\n"
 		CLI_USAGE_ENDPOINTS);
 	exit(out == stdout ? 0 : 2);
-}
-
-static int64_t wall_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 int main(int argc, char **argv)

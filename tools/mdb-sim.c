@@ -1,15 +1,23 @@
-/* mdb-sim - a market simulator that writes Sierra Chart .scid files.
+/* mdb-sim - a market simulator that writes Sierra Chart .scid files, daily
+ * .dly text files, and a JSON snapshot file replaced at every burst.
  *
  * Each symbol's price follows a random walk on a 0.25 tick grid; trades come
  * at a set rate (exponential gaps) and are appended in bursts every flush
  * period, as Sierra Chart does. Everything depends only on --seed and the
  * files already there, never on the clock: the same command makes the same
  * bytes. Each record's SCDateTimeMS is unique and increasing per symbol.
+ * With --daily each step is one trading day (weekends skipped), a line of
+ * DIR/SYMBOL.dly. With --snapshot FILE the latest quote of every symbol is
+ * written after each burst to FILE.tmp, then renamed over FILE, with a seq
+ * one above the version it replaces (see snapshot.h).
  */
+#include "clock.h"
 #include "cli.h"
+#include "dly.h"
 #include "log.h"
 #include "record.h"
 #include "scid.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +31,7 @@
 #define SIM_MAX_SYMBOLS 64
 #define SIM_CHUNK 8192 /* records per symbol per write when not paced */
 #define SIM_TICK 0.25
+#define SIM_LINE_MAX 128 /* bytes of buffer per .dly line */
 
 enum {
 	OPT_FLUSH = CLI_OPT_FIRST_TOOL,
@@ -33,6 +42,8 @@ enum {
 	OPT_SUBTRADES,
 	OPT_LOG,
 	OPT_DURATION,
+	OPT_DAILY,
+	OPT_SNAPSHOT,
 };
 
 struct sim_sym {
@@ -47,6 +58,9 @@ struct sim_sym {
 	struct scid_record bar; /* --bars: the bar being formed (bar.dt 0: none) */
 	uint8_t *buf;     /* records waiting for the next flush */
 	size_t len;
+	int64_t day;      /* --daily: days since 1970-01-01 of the last line */
+	int64_t q_ts;     /* the latest quote, for --snapshot (q_ts 0: none yet) */
+	double q_p, q_b, q_a, q_v;
 };
 
 static _Noreturn void usage(FILE *out)
@@ -55,6 +69,7 @@ static _Noreturn void usage(FILE *out)
 		"usage: mdb-sim [-d DIR] [-s SYMBOL]... [-r RATE] [-n COUNT] [--duration DURATION]\n"
 		"               [--flush-period DURATION] [--seed N] [--start UNIXTIME] [--bars]\n"
 		"               [--quotes FRACTION] [--sub-trades FRACTION] [--log FILE]\n"
+		"               [--daily] [--snapshot FILE]\n"
 		"Write simulated trades to Sierra Chart .scid files DIR/SYMBOL.scid.\n"
 		"  -d, --dir DIR              where the files go (default .)\n"
 		"  -s, --symbol SYMBOL        a symbol (repeatable; default ES)\n"
@@ -68,6 +83,9 @@ static _Noreturn void usage(FILE *out)
 		"      --quotes FRACTION      share of records that are bid/ask updates (default 0)\n"
 		"      --sub-trades FRACTION  share of trades split into sub-trades (default 0)\n"
 		"      --log FILE             also write each record as mdb-watch renders it, JSON lines\n"
+		"      --daily                write daily bars to DIR/SYMBOL.dly, one a step, instead\n"
+		"      --snapshot FILE        after each burst replace FILE by a JSON snapshot of the\n"
+		"                             latest quote of every symbol\n"
 		"  -h, --help                 show this help\n"
 		"  -V, --version              show the version\n");
 	exit(out == stdout ? 0 : 2);
@@ -87,14 +105,7 @@ static double rnd01(uint64_t *s)
 	return (double)(rnd(s) >> 11) * 0x1.0p-53;
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void write_all(struct sim_sym *s, const char *dir)
+static void write_all(struct sim_sym *s, const char *dir, const char *ext)
 {
 	size_t done = 0;
 	while (done < s->len) {
@@ -102,9 +113,20 @@ static void write_all(struct sim_sym *s, const char *dir)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			die(1, "%s/%s.scid: %s", dir, s->name, strerror(errno));
+			die(1, "%s/%s%s: %s", dir, s->name, ext, strerror(errno));
 		done += (size_t)n;
 	}
+}
+
+/* The random state and first price of symbol number i: from the seed
+ * and the name only. */
+static void sim_seed(struct sim_sym *s, uint64_t seed, int i)
+{
+	s->rng = seed * 0x100000001b3ULL + (uint64_t)i * 0x9e3779b97f4a7c15ULL;
+	uint64_t h = 0;
+	for (const char *p = s->name; *p; p++)
+		h = h * 31 + (uint8_t)*p;
+	s->mid = 1000 + (double)(h % 4000) * SIM_TICK * 4;
 }
 
 /* Open DIR/NAME.scid for appending; a new or empty file gets a header, an
@@ -119,11 +141,7 @@ static void sim_open(struct sim_sym *s, const char *dir, int64_t start_dt, uint6
 	struct stat st;
 	if (fstat(s->fd, &st) < 0)
 		die(1, "%s: %s", path, strerror(errno));
-	s->rng = seed * 0x100000001b3ULL + (uint64_t)i * 0x9e3779b97f4a7c15ULL;
-	uint64_t h = 0;
-	for (const char *p = s->name; *p; p++)
-		h = h * 31 + (uint8_t)*p;
-	s->mid = 1000 + (double)(h % 4000) * SIM_TICK * 4;
+	sim_seed(s, seed, i);
 	s->dt = start_dt - 1;
 	uint8_t b[SCID_HEADER_SIZE];
 	if (st.st_size == 0) {
@@ -239,8 +257,164 @@ static void sim_put(struct sim_sym *s, const struct scid_record *r, FILE *log, m
 {
 	scid_record_store(s->buf + s->len, r);
 	s->len += SCID_RECORD_SIZE;
+	s->q_ts = scid_to_unix_ns(r->dt);
+	bool bar = r->open != 0 && r->open != SCID_FIRST_SUB_TRADE && r->open != SCID_LAST_SUB_TRADE;
+	s->q_b = bar ? NAN : r->low;
+	s->q_a = bar ? NAN : r->high;
+	if (r->total_volume) {
+		s->q_p = r->close;
+		s->q_v = (isnan(s->q_v) ? 0 : s->q_v) + r->total_volume;
+	}
 	if (log)
 		sim_log(log, codec, s, r);
+}
+
+/* Open DIR/NAME.dly for appending; a new or empty file gets the header, an
+ * existing one is continued after its last complete line (its date and
+ * close). */
+static void daily_open(struct sim_sym *s, const char *dir, long long start, uint64_t seed, int i)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s.dly", dir, s->name);
+	s->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	struct stat st;
+	if (s->fd < 0 || fstat(s->fd, &st) < 0)
+		die(1, "%s: %s", path, strerror(errno));
+	sim_seed(s, seed, i);
+	s->day = start / 86400 - 1;
+	if (st.st_size == 0) {
+		static const char hdr[] = DLY_HEADER "\n";
+		if (write(s->fd, hdr, sizeof hdr - 1) != (ssize_t)sizeof hdr - 1)
+			die(1, "%s: %s", path, strerror(errno));
+		return;
+	}
+	/* the header, then the last complete line */
+	char buf[4 * DLY_LINE_MAX + 1];
+	struct dly_header hd;
+	struct dly_bar b;
+	const char *why;
+	ssize_t n = pread(s->fd, buf, DLY_LINE_MAX + 2, 0);
+	char *nl = n > 0 ? memchr(buf, '\n', (size_t)n) : NULL;
+	if (!nl || dly_header_parse(buf, (size_t)(nl - buf), &hd, &why) < 0)
+		die(1, "%s: not a daily file this tool can append to", path);
+	off_t from = st.st_size > (off_t)sizeof buf - 1 ? st.st_size - (off_t)sizeof buf + 1 : 0;
+	n = pread(s->fd, buf, sizeof buf - 1, from);
+	if (n <= 0)
+		die(1, "%s: %s", path, n < 0 ? strerror(errno) : "cannot read its end");
+	if (buf[n - 1] != '\n')
+		die(1, "%s: ends in a partial line", path);
+	buf[n - 1] = '\0';
+	char *last = strrchr(buf, '\n');
+	last = last ? last + 1 : buf;
+	if (from == 0 && last == buf)
+		return; /* only the header */
+	if (dly_line_parse(&hd, last, strlen(last), &b, &why) < 0)
+		die(1, "%s: its last line: %s", path, why);
+	s->day = b.ts / 86400000000000LL;
+	s->mid = b.c;
+	s->rng ^= (uint64_t)st.st_size * 0xd1b54a32d192ed03ULL; /* a new run, new path */
+}
+
+/* The next trading day of s as a daily bar (Saturdays and Sundays skipped). */
+static void day_step(struct sim_sym *s, struct dly_bar *b)
+{
+	do
+		s->day++;
+	while ((s->day + 4) % 7 == 0 || (s->day + 4) % 7 == 6); /* 1970-01-01 was a Thursday */
+	double o = s->mid, c = o;
+	for (int k = 0; k < 40; k++)
+		c += (rnd(&s->rng) & 1) ? SIM_TICK : -SIM_TICK;
+	if (c < SIM_TICK * 4)
+		c = SIM_TICK * 4;
+	b->ts = s->day * 86400000000000LL;
+	b->o = o;
+	b->c = c;
+	b->h = fmax(o, c) + SIM_TICK * (double)(rnd(&s->rng) % 8);
+	b->l = fmax(fmin(o, c) - SIM_TICK * (double)(rnd(&s->rng) % 8), SIM_TICK);
+	b->v = (double)(100000 + rnd(&s->rng) % 900000);
+	b->oi = (double)(rnd(&s->rng) % 50000);
+	b->n = b->bv = b->av = NAN;
+	s->mid = c;
+}
+
+static void daily_put(struct sim_sym *s, const struct dly_bar *b, FILE *log, mdb_codec *codec)
+{
+	int n = dly_line_format(b, (char *)s->buf + s->len, SIM_LINE_MAX);
+	if (n < 0)
+		die(1, "%s: a line too long", s->name);
+	s->len += (size_t)n;
+	s->q_ts = b->ts;
+	s->q_p = b->c;
+	s->q_b = b->c - SIM_TICK;
+	s->q_a = b->c;
+	s->q_v = b->v;
+	if (!log)
+		return;
+	/* what mdb-watch reads back: the line as written, not b */
+	struct dly_header hd;
+	struct dly_bar rb;
+	const char *why;
+	uint8_t mp[MDB_REC_MAX_BYTES];
+	char json[4096];
+	if (dly_header_parse(DLY_HEADER, strlen(DLY_HEADER), &hd, &why) < 0 ||
+	    dly_line_parse(&hd, (char *)s->buf + s->len - n, (size_t)n, &rb, &why) < 0 ||
+	    (n = dly_encode(&rb, s->name, 86400, -1, 0, mp, sizeof mp, &why)) < 0 ||
+	    (n = record_to_json(codec, mp, (size_t)n, json, sizeof json, &why)) < 0)
+		die(1, "log: cannot render a record");
+	fwrite(json, 1, (size_t)n, log);
+	fputc('\n', log);
+}
+
+/* Replace path by a snapshot of every symbol's latest quote: written to
+ * path.tmp, then renamed, so a reader never sees a partial file. */
+static void snapshot_write(const char *path, struct sim_sym *ss, int nsyms, uint64_t seq,
+			   struct snap *sn, char *buf)
+{
+	sn->seq = seq;
+	sn->ts = 0;
+	sn->n = 0;
+	for (int i = 0; i < nsyms; i++) {
+		const struct sim_sym *s = &ss[i];
+		if (!s->q_ts)
+			continue;
+		struct snap_quote *q = &sn->q[sn->n++];
+		memcpy(q->s, s->name, sizeof q->s);
+		q->ts = s->q_ts;
+		if (q->ts > sn->ts)
+			sn->ts = q->ts;
+		static const char *const keys[] = {"p", "b", "a", "v"};
+		const double vals[] = {s->q_p, s->q_b, s->q_a, s->q_v};
+		q->nf = 0;
+		for (int k = 0; k < 4; k++) {
+			if (isnan(vals[k]))
+				continue;
+			memcpy(q->key[q->nf], keys[k], 2);
+			q->val[q->nf++] = vals[k];
+		}
+	}
+	if (sn->n == 0)
+		return;
+	int n = snap_format(sn, buf, SNAP_MAX_BYTES);
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	int fd = n < 0 ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, buf, (size_t)n) != n || close(fd) < 0 || rename(tmp, path) < 0)
+		die(1, "%s: %s", path, n < 0 ? "snapshot too large" : strerror(errno));
+}
+
+/* The seq of the snapshot at path, 0 when there is none. */
+static uint64_t snapshot_seq(const char *path, struct snap *sn, char *buf)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, SNAP_MAX_BYTES);
+	close(fd);
+	char why[128];
+	if (n < 0 || snap_parse(buf, (size_t)n, sn, why, sizeof why) < 0)
+		die(1, "%s: not a snapshot this tool can continue: %s", path,
+		    n < 0 ? strerror(errno) : why);
+	return sn->seq;
 }
 
 int main(int argc, char **argv)
@@ -258,11 +432,14 @@ int main(int argc, char **argv)
 	    {"quotes", required_argument, NULL, OPT_QUOTES},
 	    {"sub-trades", required_argument, NULL, OPT_SUBTRADES},
 	    {"log", required_argument, NULL, OPT_LOG},
+	    {"daily", no_argument, NULL, OPT_DAILY},
+	    {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *dir = ".", *logpath = NULL;
+	const char *dir = ".", *logpath = NULL, *snappath = NULL;
+	bool daily = false;
 	const char *syms[SIM_MAX_SYMBOLS];
 	int nsyms = 0;
 	double rate = 10, quotes = 0, subs = 0;
@@ -330,6 +507,12 @@ int main(int argc, char **argv)
 		case OPT_LOG:
 			logpath = optarg;
 			break;
+		case OPT_DAILY:
+			daily = true;
+			break;
+		case OPT_SNAPSHOT:
+			snappath = optarg;
+			break;
 		case 'h':
 			cli.help = true;
 			break;
@@ -367,19 +550,35 @@ int main(int argc, char **argv)
 		for (int j = 0; j < i; j++)
 			if (strcmp(ss[j].name, ss[i].name) == 0)
 				die(2, "symbol %s given twice", ss[i].name);
-		sim_open(&ss[i], dir, start_dt, seed, i);
+		ss[i].q_p = ss[i].q_b = ss[i].q_a = ss[i].q_v = NAN;
+		if (daily)
+			daily_open(&ss[i], dir, start, seed, i);
+		else
+			sim_open(&ss[i], dir, start_dt, seed, i);
 		ss[i].t0 = ss[i].dt;
 		/* a paced burst holds flush * rate records, plus bars and sub-trades */
 		double per = rate > 0 ? rate * ((double)flush_ns / 1e9) * 2 + 16 : SIM_CHUNK;
 		if (per < SIM_CHUNK)
 			per = SIM_CHUNK;
-		ss[i].buf = malloc((size_t)(per + 8) * SCID_RECORD_SIZE);
+		ss[i].buf = malloc((size_t)(per + 8) * (daily ? SIM_LINE_MAX : SCID_RECORD_SIZE));
 		if (!ss[i].buf)
 			die(1, "out of memory");
 	}
 
+	struct snap *sn = NULL;
+	char *snapbuf = NULL;
+	uint64_t seq = 0;
+	if (snappath) {
+		sn = malloc(sizeof *sn);
+		snapbuf = malloc(SNAP_MAX_BYTES);
+		if (!sn || !snapbuf)
+			die(1, "out of memory");
+		seq = snapshot_seq(snappath, sn, snapbuf);
+	}
+
 	/* loop: one burst per flush period; market time runs with wall time
-	 * (rate > 0) or as fast as the disk takes it (rate 0) */
+	 * (rate > 0; --daily: rate lines a second) or as fast as the disk
+	 * takes it (rate 0) */
 	int64_t wall0 = mono_ns();
 	bool done = false;
 	while (!done && !cli_stopping()) {
@@ -394,7 +593,16 @@ int main(int argc, char **argv)
 			if (cap < SIM_CHUNK)
 				cap = SIM_CHUNK;
 			s->len = 0;
-			while ((count < 0 || s->made < count) && s->len / SCID_RECORD_SIZE < cap &&
+			size_t nbuf = 0;
+			while (daily && (count < 0 || s->made < count) && nbuf < cap &&
+			       (rate == 0 || (double)s->made <= rate * (double)elapsed_us / 1e6)) {
+				struct dly_bar b;
+				day_step(s, &b);
+				daily_put(s, &b, log, codec);
+				s->made++;
+				nbuf++;
+			}
+			while (!daily && (count < 0 || s->made < count) && s->len / SCID_RECORD_SIZE < cap &&
 			       (rate == 0 || s->dt - s->t0 <= elapsed_us)) {
 				struct scid_record r[2];
 				int n;
@@ -407,12 +615,14 @@ int main(int argc, char **argv)
 				sim_put(s, &s->bar, log, codec); /* the last, partial second */
 				s->bar.dt = 0;
 			}
-			write_all(s, dir);
+			write_all(s, dir, daily ? ".dly" : ".scid");
 			if (count < 0 || s->made < count)
 				done = false;
 		}
 		if (log)
 			fflush(log);
+		if (snappath)
+			snapshot_write(snappath, ss, nsyms, ++seq, sn, snapbuf);
 		if (done || rate == 0)
 			continue;
 		struct timespec ts = {flush_ns / 1000000000LL, flush_ns % 1000000000LL};
@@ -425,6 +635,8 @@ int main(int argc, char **argv)
 		free(ss[i].buf);
 	}
 	free(ss);
+	free(sn);
+	free(snapbuf);
 	if (log && fclose(log) != 0)
 		die(1, "%s: %s", logpath, strerror(errno));
 	codec_free(&codec);

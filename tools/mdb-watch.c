@@ -1,12 +1,17 @@
-/* mdb-watch - turn appends to Sierra Chart .scid files into records.
+/* mdb-watch - turn appends to Sierra Chart .scid and .dly/.csv files, and
+ * new versions of JSON snapshot files, into records.
  *
  * The kernel tells us what changed (inotify on each watched directory) and
  * io_uring does the waiting and the reads: one io_uring_wait_cqe() covers
- * the inotify fd, the stop signal's eventfd and file reads, so an idle
+ * the inotify fd (polled), the stop signal's eventfd and file reads, so an idle
  * watcher sleeps in the kernel and uses no CPU. Every event in one inotify
  * read only marks its file dirty; the dirty files are then read once each,
  * from their saved offset, complete 40-byte records only (a partial record
- * waits for its rest).
+ * waits for its rest). A .dly/.csv file gives a bar per complete line (a
+ * partial last line waits; a bad line is logged with its line number and
+ * offset, counted, and skipped). A .json snapshot is read whole when it is
+ * renamed into place (or closed after writing) and gives, per symbol, a tick
+ * with only the fields that changed since the version before.
  *
  * Exactly once across kill -9. The state file holds, per file, its inode and
  * the offset up to which its records were published, and the position of
@@ -18,15 +23,20 @@
  * end, as an observer, and takes each fid's last off from there: what was
  * published wins over what was saved. Without a ring output (stdout,
  * ZeroMQ) there is nothing to read back, and a crash in that window repeats
- * at most one chunk.
+ * at most one chunk. A snapshot's "off" is its seq and the symbol's place in
+ * it (see SNAP_DONE); "fid" hashes only its path, as every version is a new
+ * inode.
  */
+#include "clock.h"
 #include "cli.h"
 #include "counters.h"
+#include "dly.h"
 #include "endpoint.h"
 #include "log.h"
 #include "notify.h"
 #include "ring.h"
 #include "scid.h"
+#include "snapshot.h"
 #include "symmap.h"
 
 #include <dirent.h>
@@ -59,6 +69,19 @@ enum {
 
 enum { TAG_INOTIFY = 1, TAG_STOP, TAG_READ };
 
+/* What a file holds, by its name's ending. */
+enum wkind {
+	K_NONE = 0,
+	K_SCID, /* .scid: 40-byte records */
+	K_DLY,  /* .dly, .csv: Text/CSV lines */
+	K_SNAP, /* .json: a snapshot, replaced whole */
+};
+
+/* A snapshot file's offset packs the snapshot's seq and how many of its
+ * symbols were published: off = seq << 16 | n, n = SNAP_DONE when all. */
+#define SNAP_DONE 0xffffu
+#define LAST_MAX SCID_RECORD_SIZE /* bytes kept from before off */
+
 struct wdir {
 	char path[PATH_MAX]; /* absolute */
 	int wd;
@@ -75,11 +98,18 @@ struct wfile {
 	int fd;                  /* -1: not open */
 	ino_t ino;
 	uint32_t fid;            /* hash of path and inode, in every record as "fid" */
-	uint64_t off;            /* next byte to read; 0: the header is not checked yet */
+	enum wkind kind;
+	uint64_t off;            /* next byte to read; 0: the header is not checked yet
+				    (K_SNAP: seq and symbols done, see SNAP_DONE) */
 	bool bad;                /* bad header: ignored until it shrinks or is replaced */
 	bool dirty;
-	bool have_last;
-	uint8_t last[SCID_RECORD_SIZE]; /* the record before off, to spot a rewrite */
+	int last_len;            /* bytes in last: 0 (unknown) .. LAST_MAX */
+	uint8_t last[LAST_MAX];  /* the bytes before off, to spot a rewrite */
+	struct dly_header hdr;   /* K_DLY: the columns */
+	bool hdr_ok;             /* ... hdr is read */
+	bool skip_line;          /* ... skipping the rest of an overlong line */
+	long long lineno;        /* ... the line number before off; < 0: unknown */
+	struct snap *prev;       /* K_SNAP: the last snapshot published (NULL: none) */
 };
 
 /* A saved or recovered offset, by fid. */
@@ -88,8 +118,8 @@ struct saved {
 	uint64_t off;
 	char path[PATH_MAX];
 	bool from_ring;
-	bool have_last;
-	uint8_t last[SCID_RECORD_SIZE]; /* the record before off, as saved */
+	int last_len;
+	uint8_t last[LAST_MAX]; /* the bytes before off, as saved */
 };
 
 static struct {
@@ -107,10 +137,12 @@ static struct {
 	const char *state_path;
 	bool state_sync;       /* the state file is on a disk: fdatasync it */
 	bool published;        /* records published since the last state save */
-	bool ino_ready;        /* an inotify read completed and waits to be parsed */
+	bool ino_ready;        /* the inotify fd polled readable: its events wait */
 	int ino_res;
 	bool stop;
 	uint8_t *rbuf;         /* file read buffer, WATCH_CHUNK + one record */
+	char *sbuf;            /* a snapshot file, SNAP_MAX_BYTES (made on first use) */
+	struct snap *scur;     /* the snapshot being read (made on first use) */
 	uint32_t chunk;        /* bytes per read: a multiple of the record size */
 	_Alignas(struct inotify_event) char evbuf[64 * 1024];
 	uint8_t enc[MDB_REC_MAX_BYTES];
@@ -124,25 +156,20 @@ static _Noreturn void usage(FILE *out)
 	fprintf(out,
 		"usage: mdb-watch [-o ENDPOINT]... [--name NAME] [--json] [--state FILE]\n"
 		"                 [--symbols FILE] [--bar-interval SECONDS] [--ring-size SIZE] PATH...\n"
-		"Publish the records appended to Sierra Chart .scid files. PATH is a file or a\n"
-		"directory (every *.scid in it, including files that appear later).\n"
+		"Publish what is appended to Sierra Chart .scid files and .dly/.csv text files,\n"
+		"and the fields that change in .json snapshot files. PATH is a file or a\n"
+		"directory (every *.scid, *.dly, *.csv and *.json in it, including files that\n"
+		"appear later).\n"
 		"  -o, --output ENDPOINT   write to ENDPOINT (repeatable; default -)\n"
 		"      --name NAME         instance name for counters (default mdb-watch)\n"
 		"      --json              stdout carries JSON lines, not MessagePack\n"
 		"      --state FILE        keep each file's offset in FILE (exactly once across restarts)\n"
 		"      --symbols FILE      map file names to symbols (lines: NAME SYMBOL)\n"
-		"      --bar-interval SECONDS  iv of bar records (records whose open is a price; default 1)\n"
+		"      --bar-interval SECONDS  iv of .scid bars and of text lines with a Time (default 1)\n"
 		"      --ring-size SIZE    capacity of rings this creates (default 64M)\n"
 		"  -h, --help              show this help\n"
 		"  -V, --version           show the version\n" CLI_USAGE_ENDPOINTS);
 	exit(out == stdout ? 0 : 2);
-}
-
-static int64_t wall_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 static uint32_t file_fid(const char *path, ino_t ino)
@@ -155,18 +182,30 @@ static uint32_t file_fid(const char *path, ino_t ino)
 	return h;
 }
 
-static bool is_scid(const char *name)
+static bool ends_with(const char *name, const char *ext)
 {
-	size_t n = strlen(name);
-	return n > 5 && strcmp(name + n - 5, ".scid") == 0;
+	size_t n = strlen(name), e = strlen(ext);
+	return n > e && strcmp(name + n - e, ext) == 0;
+}
+
+static enum wkind file_kind(const char *name)
+{
+	return ends_with(name, ".scid")  ? K_SCID
+	       : ends_with(name, ".dly") || ends_with(name, ".csv") ? K_DLY
+	       : ends_with(name, ".json") ? K_SNAP
+					  : K_NONE;
 }
 
 /* ---- io_uring: every wait goes through here ---- */
 
+/* A poll, not a read: io_uring cannot read an inotify fd without handing
+ * the read to a kernel worker thread, which costs a wake-up and about
+ * 100 us per event; a poll completes from the inotify wait queue, and the
+ * events are then read with a non-blocking read(). */
 static void arm_inotify(void)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&W.ring);
-	io_uring_prep_read(sqe, W.ino_fd, W.evbuf, sizeof W.evbuf, 0);
+	io_uring_prep_poll_add(sqe, W.ino_fd, POLLIN);
 	io_uring_sqe_set_data64(sqe, TAG_INOTIFY);
 }
 
@@ -182,7 +221,7 @@ static void note_cqe(uint64_t tag, int res)
 {
 	if (tag == TAG_INOTIFY) {
 		W.ino_ready = true;
-		W.ino_res = res;
+		W.ino_res = res < 0 ? res : 0;
 	} else if (tag == TAG_STOP) {
 		W.stop = true;
 	}
@@ -261,8 +300,8 @@ static void state_save(void)
 		const struct wfile *wf = &W.files[i];
 		if (!wf->used || wf->fd < 0 || wf->bad)
 			continue; /* a bad file is checked anew by the next run */
-		char hex[2 * SCID_RECORD_SIZE + 1] = "-";
-		for (int k = 0; wf->have_last && k < SCID_RECORD_SIZE; k++)
+		char hex[2 * LAST_MAX + 1] = "-";
+		for (int k = 0; k < wf->last_len; k++)
 			sprintf(hex + 2 * k, "%02x", wf->last[k]);
 		fprintf(f, "file %u %llu %llu %s %s\n", wf->fid, (unsigned long long)wf->off,
 			(unsigned long long)wf->ino, hex, wf->path);
@@ -320,7 +359,7 @@ static uint64_t state_load(char *ring_name, size_t ring_name_size)
 		unsigned fid;
 		unsigned long long off, ino, p;
 		int n = 0;
-		char name[RING_NAME_MAX], hex[2 * SCID_RECORD_SIZE + 1];
+		char name[RING_NAME_MAX], hex[2 * LAST_MAX + 1];
 		if (lineno == 1) {
 			if (strcmp(line, WATCH_STATE_MAGIC) != 0)
 				die(1, "%s: line 1: not an mdb-watch state file", W.state_path);
@@ -333,10 +372,12 @@ static uint64_t state_load(char *ring_name, size_t ring_name_size)
 			if (s) {
 				s->off = off;
 				snprintf(s->path, sizeof s->path, "%s", line + n);
-				s->have_last = strlen(hex) == 2 * SCID_RECORD_SIZE;
-				for (int k = 0; s->have_last && k < SCID_RECORD_SIZE; k++) {
+				size_t hl = strlen(hex);
+				s->last_len = hl % 2 == 0 && hl <= 2 * LAST_MAX ? (int)hl / 2 : 0;
+				for (int k = 0; k < s->last_len; k++) {
 					unsigned b;
-					s->have_last = sscanf(hex + 2 * k, "%2x", &b) == 1;
+					if (sscanf(hex + 2 * k, "%2x", &b) != 1)
+						s->last_len = 0;
 					s->last[k] = (uint8_t)b;
 				}
 			}
@@ -415,7 +456,7 @@ static void recover_from_ring(uint64_t from)
 		if (s) {
 			s->off = off;
 			s->from_ring = true;
-			s->have_last = false; /* the ring has the record, not its bytes */
+			s->last_len = 0; /* the ring has the record, not its bytes */
 			n++;
 		}
 	}
@@ -447,8 +488,10 @@ static struct wfile *file_add(int dir, const char *name_in, bool named)
 		wf = &W.files[i];
 		if (i == W.nfiles)
 			W.nfiles++;
+		free(wf->prev);
 		memset(wf, 0, sizeof *wf);
 		wf->used = true;
+		wf->kind = file_kind(name);
 		wf->named = named;
 		wf->dir = dir;
 		wf->fd = -1;
@@ -462,8 +505,9 @@ static struct wfile *file_add(int dir, const char *name_in, bool named)
 		memcpy(wf->path, path, sizeof path);
 		char base[NAME_MAX + 1];
 		snprintf(base, sizeof base, "%s", name);
-		if (is_scid(base))
-			base[strlen(base) - 5] = '\0';
+		char *dot = strrchr(base, '.');
+		if (dot && wf->kind != K_NONE)
+			*dot = '\0';
 		const char *sym = symmap_lookup(W.symmap, base);
 		if (!sym)
 			sym = base;
@@ -487,8 +531,11 @@ static void file_close(struct wfile *wf)
 		counter_add(W.c_files, (uint64_t)-1);
 	}
 	wf->dirty = false;
-	if (!wf->named)
+	if (!wf->named) {
 		wf->used = false;
+		free(wf->prev);
+		wf->prev = NULL;
+	}
 }
 
 /* Open the file now at wf->path. resume: take the offset from the state
@@ -509,12 +556,38 @@ static void file_open(struct wfile *wf, bool resume)
 	wf->fd = fd;
 	counter_add(W.c_files, 1);
 	wf->ino = st.st_ino;
-	wf->fid = file_fid(wf->path, st.st_ino);
-	wf->off = 0;
+	/* a snapshot is a new inode at every version: the path is its identity */
+	wf->fid = file_fid(wf->path, wf->kind == K_SNAP ? 0 : st.st_ino);
 	wf->bad = false;
-	wf->have_last = false;
+	wf->last_len = 0;
+	wf->hdr_ok = false;
+	wf->skip_line = false;
+	wf->lineno = 0;
 	wf->dirty = true;
 	const struct saved *s = resume ? saved_find(wf->fid) : NULL;
+	if (wf->kind == K_SNAP) {
+		/* a replaced snapshot keeps its offset (seq) and its previous
+		 * values; at start-up the saved seq says what was published */
+		if (s)
+			wf->off = s->off;
+		return;
+	}
+	wf->off = 0;
+	if (wf->kind == K_DLY && s && s->off > 0) {
+		if (s->off > (uint64_t)st.st_size) {
+			logmsg(LOG_WARNING, "%s: saved offset %llu is past its end: reading it from the start",
+			       wf->path, (unsigned long long)s->off);
+			return;
+		}
+		wf->off = s->off;
+		wf->lineno = -1;
+		wf->last_len = s->last_len;
+		memcpy(wf->last, s->last, sizeof wf->last);
+		logmsg(LOG_INFO, "%s: resuming at offset %llu (%s)", wf->path,
+		       (unsigned long long)wf->off,
+		       s->from_ring ? "from the output ring" : "from the state file");
+		return;
+	}
 	if (!s || s->off < SCID_HEADER_SIZE)
 		return;
 	if ((s->off - SCID_HEADER_SIZE) % SCID_RECORD_SIZE || s->off > (uint64_t)st.st_size) {
@@ -525,9 +598,9 @@ static void file_open(struct wfile *wf, bool resume)
 	/* the record before the offset, as this watcher saw it, shows a
 	 * rewrite made while it was not running */
 	wf->off = s->off;
-	if (s->have_last) {
+	if (s->last_len == SCID_RECORD_SIZE) {
 		memcpy(wf->last, s->last, SCID_RECORD_SIZE);
-		wf->have_last = true;
+		wf->last_len = SCID_RECORD_SIZE;
 	}
 	logmsg(LOG_INFO, "%s: resuming at offset %llu (%s)", wf->path, (unsigned long long)wf->off,
 	       s->from_ring ? "from the output ring" : "from the state file");
@@ -565,10 +638,9 @@ static void commit(void)
 	counter_set(W.c_last, (uint64_t)wall_ns());
 }
 
-/* Read everything new in one file, a chunk at a time. */
-static void file_read(struct wfile *wf)
+/* Read every complete record new in a .scid file, a chunk at a time. */
+static void scid_read(struct wfile *wf)
 {
-	wf->dirty = false;
 	while (wf->fd >= 0 && !W.stop && !cli_stopping()) {
 		struct stat st;
 		if (fstat(wf->fd, &st) < 0)
@@ -580,7 +652,7 @@ static void file_read(struct wfile *wf)
 				       wf->path, (unsigned long long)size);
 			wf->off = 0;
 			wf->bad = false;
-			wf->have_last = false;
+			wf->last_len = 0;
 		}
 		if (wf->bad)
 			return;
@@ -607,7 +679,7 @@ static void file_read(struct wfile *wf)
 			return; /* nothing, or only part of a record */
 		/* read from one record back, to check it is still the one we
 		 * published: a file rewritten in place shows here */
-		uint64_t from = wf->have_last ? wf->off - SCID_RECORD_SIZE : wf->off;
+		uint64_t from = wf->off - (uint64_t)wf->last_len;
 		uint64_t want = (size - wf->off) / SCID_RECORD_SIZE * SCID_RECORD_SIZE;
 		if (want > W.chunk)
 			want = W.chunk;
@@ -619,11 +691,11 @@ static void file_read(struct wfile *wf)
 			return;
 		}
 		const uint8_t *p = W.rbuf;
-		if (wf->have_last) {
+		if (wf->last_len) {
 			if (n < SCID_RECORD_SIZE || memcmp(p, wf->last, SCID_RECORD_SIZE) != 0) {
 				logmsg(LOG_INFO, "%s: rewritten: reading it from the start", wf->path);
 				wf->off = 0;
-				wf->have_last = false;
+				wf->last_len = 0;
 				continue;
 			}
 			p += SCID_RECORD_SIZE;
@@ -644,13 +716,228 @@ static void file_read(struct wfile *wf)
 				break;
 			}
 			wf->off += SCID_RECORD_SIZE;
-			memcpy(wf->last, p, SCID_RECORD_SIZE);
-			wf->have_last = true;
+		}
+		if (p != W.rbuf) { /* keep the last record passed (p moved past it) */
+			memcpy(wf->last, p - SCID_RECORD_SIZE, SCID_RECORD_SIZE);
+			wf->last_len = SCID_RECORD_SIZE;
 		}
 		commit();
 		if (n >= SCID_RECORD_SIZE)
 			return; /* stopping */
 	}
+}
+
+/* Log a bad line of a Text/CSV file; the watcher goes on after it. */
+static void dly_bad_line(const struct wfile *wf, uint64_t off, const char *why)
+{
+	counter_add(W.c_bad, 1);
+	if (wf->lineno >= 0)
+		logmsg(LOG_ERR, "%s: line %lld (offset %llu): %s", wf->path, wf->lineno,
+		       (unsigned long long)off, why);
+	else
+		logmsg(LOG_ERR, "%s: offset %llu: %s", wf->path, (unsigned long long)off, why);
+}
+
+/* Read the header line of a Text/CSV file into wf->hdr. Returns its length
+ * (the offset of the first data line), 0 when it is not complete yet, or -1
+ * when the file is bad (logged; ignored until it shrinks or is replaced). */
+static int64_t dly_header(struct wfile *wf, uint64_t size)
+{
+	size_t want = size < DLY_LINE_MAX + 2 ? (size_t)size : DLY_LINE_MAX + 2;
+	ssize_t n = uring_pread(wf->fd, W.rbuf, want, 0);
+	if (n <= 0)
+		return 0;
+	const uint8_t *nl = memchr(W.rbuf, '\n', (size_t)n);
+	const char *why = "header line too long";
+	if (!nl && (size_t)n < DLY_LINE_MAX + 2)
+		return 0; /* the header is not all there yet */
+	if (nl && dly_header_parse((const char *)W.rbuf, (size_t)(nl - W.rbuf), &wf->hdr, &why) == 0) {
+		wf->hdr_ok = true;
+		return nl - W.rbuf + 1;
+	}
+	counter_add(W.c_bad, 1);
+	logmsg(LOG_ERR, "%s: line 1 (offset 0): %s; ignoring the file until it is rewritten",
+	       wf->path, why);
+	wf->bad = true;
+	wf->off = size; /* shrinking below this means a rewrite */
+	return -1;
+}
+
+/* Read every complete line new in a Text/CSV file: one bar record each; a
+ * partial last line waits for its end, a bad line is logged and counted. */
+static void dly_read(struct wfile *wf)
+{
+	while (wf->fd >= 0 && !W.stop && !cli_stopping()) {
+		struct stat st;
+		if (fstat(wf->fd, &st) < 0)
+			return;
+		uint64_t size = (uint64_t)st.st_size;
+		if (size < wf->off) {
+			if (!wf->bad)
+				logmsg(LOG_INFO, "%s: shrank to %llu bytes: reading it from the start",
+				       wf->path, (unsigned long long)size);
+			wf->off = 0;
+			wf->bad = false;
+			wf->last_len = 0;
+			wf->hdr_ok = false;
+			wf->skip_line = false;
+			wf->lineno = 0;
+		}
+		if (wf->bad)
+			return;
+		if (!wf->hdr_ok) {
+			int64_t h = dly_header(wf, size);
+			if (h <= 0)
+				return;
+			if (wf->off == 0) {
+				wf->off = (uint64_t)h;
+				wf->lineno = 1;
+				wf->last_len = h < LAST_MAX ? (int)h : LAST_MAX;
+				memcpy(wf->last, W.rbuf + h - wf->last_len, (size_t)wf->last_len);
+			}
+		}
+		if (size <= wf->off)
+			return;
+		uint64_t from = wf->off - (uint64_t)wf->last_len;
+		uint64_t want = size - wf->off;
+		if (want > W.chunk)
+			want = W.chunk;
+		ssize_t n = uring_pread(wf->fd, W.rbuf, want + (uint64_t)wf->last_len, from);
+		if (n < 0) {
+			counter_add(W.c_err, 1);
+			logmsg(LOG_ERR, "%s: offset %llu: %s", wf->path, (unsigned long long)from,
+			       strerror((int)-n));
+			return;
+		}
+		if (n < wf->last_len || memcmp(W.rbuf, wf->last, (size_t)wf->last_len) != 0) {
+			logmsg(LOG_INFO, "%s: rewritten: reading it from the start", wf->path);
+			wf->off = 0;
+			wf->last_len = 0;
+			wf->hdr_ok = false;
+			wf->lineno = 0;
+			continue;
+		}
+		const char *p = (const char *)W.rbuf + wf->last_len;
+		const char *end = (const char *)W.rbuf + n;
+		uint64_t off0 = wf->off;
+		const char *nl;
+		while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
+			size_t len = (size_t)(nl - p) + 1;
+			uint64_t at = wf->off;
+			if (wf->lineno >= 0)
+				wf->lineno++;
+			if (wf->skip_line) {
+				wf->skip_line = false; /* the end of a line reported already */
+			} else if (len > 2 || (len == 2 && *p != '\r')) {
+				struct dly_bar b;
+				const char *why;
+				int rc = dly_line_parse(&wf->hdr, p, len, &b, &why);
+				if (rc == 0)
+					rc = dly_encode(&b, wf->sym, wf->hdr.has_time ? W.bar_iv : 86400,
+							(int64_t)(at + len), wf->fid, W.enc, sizeof W.enc,
+							&why);
+				if (rc < 0)
+					dly_bad_line(wf, at, rc == -EBADMSG ? why : strerror(-rc));
+				else if (!publish(W.enc, rc, MDB_REC_BAR))
+					break;
+			}
+			wf->off += len;
+			p = nl + 1;
+		}
+		if (p < end && end - p > DLY_LINE_MAX && !W.stop && !cli_stopping()) {
+			/* no line end in sight: report it, skip to the next one */
+			if (!wf->skip_line) {
+				if (wf->lineno >= 0)
+					wf->lineno++;
+				dly_bad_line(wf, wf->off, "line too long");
+			}
+			wf->skip_line = true;
+			wf->off += (uint64_t)(end - p);
+		}
+		if (wf->off != off0) {
+			W.published = true; /* bad lines too: the state moves past them */
+			/* the bytes before the new off are in the buffer: off - from
+			 * covers the old last_len and at least one more line */
+			int keep = wf->off < LAST_MAX ? (int)wf->off : LAST_MAX;
+			memcpy(wf->last, W.rbuf + (wf->off - from) - (uint64_t)keep, (size_t)keep);
+			wf->last_len = keep;
+		}
+		commit();
+		if (wf->off == off0 || (p < end && size - off0 <= W.chunk))
+			return; /* a partial line waits, or stopping */
+	}
+}
+
+/* Read a snapshot file whole and publish, per symbol, the fields that
+ * changed since the previous version (all of them after a restart, which
+ * keeps no values). The seq in wf->off says what was published already. */
+static void snap_read(struct wfile *wf)
+{
+	struct stat st;
+	if (wf->fd < 0 || fstat(wf->fd, &st) < 0 || st.st_size == 0)
+		return;
+	if (!W.sbuf && !(W.sbuf = malloc(SNAP_MAX_BYTES)))
+		die(1, "out of memory");
+	if (!W.scur && !(W.scur = malloc(sizeof *W.scur)))
+		die(1, "out of memory");
+	char why[160];
+	struct snap *cur = W.scur;
+	ssize_t n = st.st_size > SNAP_MAX_BYTES ? -EFBIG
+					       : uring_pread(wf->fd, W.sbuf, (size_t)st.st_size, 0);
+	int rc = n < 0 ? (int)n : snap_parse(W.sbuf, (size_t)n, cur, why, sizeof why);
+	if (rc < 0) {
+		counter_add(W.c_bad, 1);
+		logmsg(LOG_ERR, "%s: %s", wf->path, rc == -EBADMSG ? why : strerror(-rc));
+		return;
+	}
+	uint64_t seq = wf->off >> 16, done = wf->off & SNAP_DONE, skip = 0;
+	if (cur->seq < seq) {
+		logmsg(LOG_INFO, "%s: seq went back from %llu to %llu: taking it as new", wf->path,
+		       (unsigned long long)seq, (unsigned long long)cur->seq);
+		free(wf->prev);
+		wf->prev = NULL;
+	} else if (cur->seq == seq && wf->off) {
+		skip = done; /* published up to symbol number done */
+	}
+	for (int i = 0; i < cur->n; i++) {
+		struct snap_quote *q = &cur->q[i];
+		const char *sym = symmap_lookup(W.symmap, q->s);
+		if (sym && strlen(sym) < sizeof q->s)
+			memcpy(q->s, sym, strlen(sym) + 1);
+		if ((uint64_t)i + 1 <= skip)
+			continue;
+		const struct snap_quote *pq = wf->prev ? snap_find(wf->prev, q->s) : NULL;
+		int len = snap_encode_delta(q, pq, (int64_t)(cur->seq << 16 | (uint64_t)(i + 1)), wf->fid,
+					    W.enc, sizeof W.enc);
+		if (len < 0) {
+			counter_add(W.c_bad, 1);
+			logmsg(LOG_ERR, "%s: symbol %s: %s", wf->path, q->s, strerror(-len));
+		} else if (len > 0 && !publish(W.enc, len, MDB_REC_TICK)) {
+			wf->off = cur->seq << 16 | (uint64_t)i; /* stopping: the rest next run */
+			commit();
+			return;
+		}
+	}
+	wf->off = cur->seq << 16 | SNAP_DONE;
+	W.published = true; /* even when nothing changed: the state holds the seq */
+	commit();
+	/* this version is the base of the next one */
+	if (!wf->prev && !(wf->prev = malloc(sizeof *wf->prev)))
+		die(1, "out of memory");
+	W.scur = wf->prev;
+	wf->prev = cur;
+}
+
+/* Read what is new in one file. */
+static void file_read(struct wfile *wf)
+{
+	wf->dirty = false;
+	if (wf->kind == K_DLY)
+		dly_read(wf);
+	else if (wf->kind == K_SNAP)
+		snap_read(wf);
+	else
+		scid_read(wf);
 }
 
 /* A file's name (re)appeared, or we are starting: read what the old file
@@ -666,6 +953,14 @@ static void file_appeared(int dir, const char *name_in, bool named, bool resume)
 		struct stat st;
 		if (stat(wf->path, &st) == 0 && st.st_ino == wf->ino)
 			return; /* the same file */
+		if (wf->kind == K_SNAP) {
+			/* a new version: keep the slot, its seq and its values */
+			close(wf->fd);
+			wf->fd = -1;
+			counter_add(W.c_files, (uint64_t)-1);
+			file_open(wf, false);
+			return;
+		}
 		file_read(wf);
 		logmsg(LOG_INFO, "%s: replaced: reading the new file", wf->path);
 		file_close(wf);
@@ -724,7 +1019,7 @@ static void scan_dirs(bool resume)
 		}
 		struct dirent *de;
 		while ((de = readdir(d)))
-			if (is_scid(de->d_name))
+			if (file_kind(de->d_name) != K_NONE)
 				file_appeared(i, de->d_name, false, resume);
 		closedir(d);
 	}
@@ -752,13 +1047,19 @@ static void inotify_events(int len)
 		if (dir < 0 || !ev->len)
 			continue;
 		struct wfile *wf = file_find(dir, ev->name);
-		if (!wf && !(W.dirs[dir].all && is_scid(ev->name)))
+		if (!wf && !(W.dirs[dir].all && file_kind(ev->name) != K_NONE))
 			continue;
 		if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
 			file_appeared(dir, ev->name, wf && wf->named, false);
+			/* a snapshot written in place is read once it is closed */
+			if ((ev->mask & IN_CREATE) && (wf = file_find(dir, ev->name)) &&
+			    wf->kind == K_SNAP)
+				wf->dirty = false;
 		} else if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
 			if (wf)
 				file_gone(wf);
+		} else if (wf && wf->kind == K_SNAP && !(ev->mask & IN_CLOSE_WRITE)) {
+			continue; /* still being written */
 		} else if (wf) {
 			if (wf->fd < 0)
 				file_open(wf, false);
@@ -844,6 +1145,7 @@ int main(int argc, char **argv)
 	eo.name = cli.name ? cli.name : "mdb-watch";
 	eo.json_out = cli.json;
 	eo.publish_timeout_ns = 250000000; /* held back: look at the stop flag this often */
+	eo.batch_out = true; /* a chunk is published at once, in commit() */
 	if (symbols) {
 		int err, line;
 		const char *why;
@@ -894,7 +1196,7 @@ int main(int argc, char **argv)
 	int rc = io_uring_queue_init(16, &W.ring, 0);
 	if (rc < 0)
 		die(1, "io_uring: %s", strerror(-rc));
-	W.ino_fd = inotify_init1(IN_CLOEXEC);
+	W.ino_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (W.ino_fd < 0)
 		die(1, "inotify: %s", strerror(errno));
 	if (W.state_path) {
@@ -951,10 +1253,13 @@ int main(int argc, char **argv)
 			wait_one(&res, notify_watchdog_interval());
 		if (W.ino_ready) {
 			W.ino_ready = false;
-			if (W.ino_res < 0 && W.ino_res != -EINTR && W.ino_res != -EAGAIN)
+			if (W.ino_res < 0 && W.ino_res != -EINTR)
 				die(1, "inotify: %s", strerror(-W.ino_res));
-			if (W.ino_res > 0)
-				inotify_events(W.ino_res);
+			ssize_t n;
+			while ((n = read(W.ino_fd, W.evbuf, sizeof W.evbuf)) > 0)
+				inotify_events((int)n);
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				die(1, "inotify: %s", strerror(errno));
 			arm_inotify();
 			read_dirty();
 		}
@@ -970,6 +1275,10 @@ int main(int argc, char **argv)
 	close(W.ino_fd);
 	symmap_free(&W.symmap);
 	free(W.rbuf);
+	free(W.sbuf);
+	free(W.scur);
+	for (int i = 0; i < W.nfiles; i++)
+		free(W.files[i].prev);
 	free(W.saved);
 	counters_close(&cnt);
 	return 0;

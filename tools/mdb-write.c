@@ -14,6 +14,7 @@
  * a buffer, and the writer retries with a growing pause. A corrupt file is
  * closed and reopened on each retry, so a restored file is picked up.
  */
+#include "clock.h"
 #include "cli.h"
 #include "counters.h"
 #include "endpoint.h"
@@ -74,20 +75,6 @@ static _Noreturn void usage(FILE *out)
 	    "  -h, --help              show this help\n"
 	    "  -V, --version           show the version\n" CLI_USAGE_ENDPOINTS);
 	exit(out == stdout ? 0 : 2);
-}
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
-static int64_t wall_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
 /* Sleep ns unless a stop signal comes first (it interrupts nanosleep). */

@@ -103,6 +103,49 @@ wait_lines "$tmp/zmq.out" 400
 diff <(grep '"t":"feat"' "$tmp/closed.out") "$tmp/zmq.out" >&2 || fail "features over ZeroMQ differ"
 pass "features published on ZeroMQ (SUB --topic feat/GOLD)"
 
+# only the last closed bar may be revised: a revision of an older closed bar
+# (and a late forming bar) is passed on without a feat and leaves the state
+# alone; a revision of the last closed bar is applied
+python3 - "$tmp/closed.jsonl" >"$tmp/late.jsonl" <<'PY' || fail "late revisions"
+import json, sys
+bars = [json.loads(l) for l in open(sys.argv[1])][:40]
+out = bars[:30]
+old = dict(bars[24], c=bars[24]["c"] + 7.5, h=bars[24]["h"] + 7.5, f=5)  # bar 25 revised
+late = dict(bars[20], f=0)                                              # bar 21 forming again
+last = dict(bars[29], c=bars[29]["c"] + 1.0, h=bars[29]["h"] + 1.0, f=5)  # bar 30 revised
+out += [old, late, last, bars[29]] + bars[30:]                          # ... and back
+for b in out:
+    print(json.dumps(b, separators=(",", ":")))
+PY
+head -n 40 "$tmp/closed.jsonl" | "$feat" --no-lvc --json --no-forward >"$tmp/late.want" || fail "mdb-feature"
+"$feat" --no-lvc --json <"$tmp/late.jsonl" >"$tmp/late.out" || fail "mdb-feature on late revisions"
+[ "$(grep -c '"t":"bar"' "$tmp/late.out")" = 44 ] || fail "late revisions: bars not all passed on"
+[ "$(grep -c '"t":"feat"' "$tmp/late.out")" = 42 ] || fail "late revisions got features"
+diff <(tail -n 10 "$tmp/late.want") <(grep '"t":"feat"' "$tmp/late.out" | tail -n 10) >&2 ||
+	fail "a rejected revision changed later features"
+grep '"t":"feat"' "$tmp/late.out" | sed -n 31p | grep -qF "$(sed -n 30p "$tmp/late.want")" &&
+	fail "the revision of the last closed bar was not applied"
+pass "only the last closed bar may be revised; older revisions get no feat and change nothing"
+
+# warm-up: killed with -9 and restarted, mdb-feature replays the bars still
+# in its input ring before its position, so its features go on exactly as
+# those of an uninterrupted run
+"$bin/mdb-ring" create -s 1M wbars wfeat || fail "mdb-ring create"
+head -n 250 "$tmp/closed.jsonl" | "$bin/mdb-pipe" --json-in -o ring:wbars || fail "feeding wbars"
+start "$bin/mdb-tap" -f --from start -t feat ring:wfeat >"$tmp/warm.out"
+start "$feat" -i ring:wbars --from start -o ring:wfeat --no-lvc --name wf
+wpid=$!
+wait_lines "$tmp/warm.out" 250
+kill -9 "$wpid"
+wait "$wpid" 2>/dev/null
+tail -n 150 "$tmp/closed.jsonl" | "$bin/mdb-pipe" --json-in -o ring:wbars || fail "feeding wbars"
+start "$feat" -i ring:wbars -o ring:wfeat --no-lvc --name wf
+wait_lines "$tmp/warm.out" 400
+sleep 0.2
+diff <(grep '"t":"feat"' "$tmp/closed.out" | tail -n 150) <(tail -n 150 "$tmp/warm.out") >&2 ||
+	fail "features after a restart differ from an uninterrupted run"
+pass "after kill -9, warm-up from the input ring: features as without the restart"
+
 "$feat" --bogus 2>/dev/null; [ $? -eq 2 ] || fail "bad option must exit 2"
 "$feat" --rsi 0 2>/dev/null; [ $? -eq 2 ] || fail "--rsi 0 must exit 2"
 "$feat" --session 25:00 2>/dev/null; [ $? -eq 2 ] || fail "bad --session must exit 2"

@@ -1,0 +1,2068 @@
+/* mdb-ws - the WebSocket gateway: pushes each change of a symbol's latest
+ * bar and features once, as a delta, to every subscriber.
+ *
+ * One io_uring loop does accept, receive and send for every connection,
+ * the stop signal and a housekeeping timer; a watcher thread per input ring
+ * turns "the ring moved" into an eventfd completion, so an idle gateway
+ * sleeps. Input rings are read as an observer: the gateway never holds the
+ * pipeline back. HTTP heads and the upgrade are parsed by common/http.c;
+ * client frames are parsed (unmasked, checked, reassembled, UTF-8
+ * validated) by wslay, which only sees our buffers and does no I/O.
+ *
+ * A stream is (symbol, interval). Its value is that of the last-value cache
+ * (mdb-feature --lvc) when there is one, else the bar and feat records
+ * folded together. Each change becomes one delta frame per format, encoded
+ * once; every subscriber's queue holds a reference to the same bytes. A
+ * queue past its byte or age bound drops its deltas and gets a resync
+ * notice and fresh snapshots; a client that keeps falling behind is closed
+ * with 1008. The protocol is documented in mdb-ws(1).
+ */
+#include "clock.h"
+#include "cli.h"
+#include "counters.h"
+#include "endpoint.h"
+#include "http.h"
+#include "log.h"
+#include "lvc.h"
+#include "notify.h"
+#include "record.h"
+#include "ring.h"
+#include "shm.h"
+#include "wsmsg.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <liburing.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <wslay/wslay.h>
+
+#define DEFAULT_LISTEN	 "127.0.0.1:8080"
+#define DEFAULT_INPUT	 "ring:feat"
+#define DEFAULT_LVC	 "mdb"
+#define DEFAULT_IV	 60
+#define RBUF_SIZE	 8192	   /* receive buffer; also the largest request head */
+#define IOV_MAX_SEND	 64	   /* queue entries per sendmsg */
+#define QCAP_MIN	 16	   /* queue entries, grown by doubling ... */
+#define QCAP_MAX	 4096	   /* ... up to this */
+#define EXTRA_SLOTS	 64	   /* connections past --max-conns that get a 503 */
+#define HTTP_TIMEOUT_NS	 (10 * NS) /* a request head must arrive within this */
+#define CLOSE_GRACE_NS	 (2 * NS)  /* a closing client gets this long to read the close */
+#define RESYNC_WINDOW_NS (30 * NS)
+#define STALL_MIN_NS	 (5 * NS) /* a socket that takes nothing this long (at least) is closed */
+#define DRAIN_BATCH	 4096	  /* records read between two looks at the sockets */
+#define MAX_STREAMS	 65536
+#define NBUCKETS	 4096
+#define FRAME_POOL_MAX	 4096 /* small frames kept for reuse */
+#define FRAME_SMALL	 1100 /* frames up to this size come from the pool */
+#define NS		 1000000000LL
+
+enum {
+	OPT_LISTEN = CLI_OPT_FIRST_TOOL,
+	OPT_LVC,
+	OPT_NO_LVC,
+	OPT_TOKEN_FILE,
+	OPT_ALLOW_ORIGIN,
+	OPT_PING,
+	OPT_PONG_MISSES,
+	OPT_MAX_CONNS,
+	OPT_MAX_MSG,
+	OPT_MAX_SUBS,
+	OPT_MAX_RATE,
+	OPT_QUEUE_BYTES,
+	OPT_QUEUE_AGE,
+	OPT_SLOW_RESYNCS,
+	OPT_STALE,
+	OPT_SNDBUF,
+};
+
+/* io_uring user data: what completed, for which connection slot and generation. */
+enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_TIMER, OP_STOP, OP_RINGS };
+
+/* An encoded frame (WebSocket header + payload, or raw HTTP bytes), shared
+ * by every queue that holds it; freed (or pooled) when the last lets go. */
+struct frame {
+	uint32_t refs;
+	uint32_t len;
+	uint32_t cap;
+	struct frame *next; /* in the pool */
+	uint8_t data[];
+};
+
+enum qkind {
+	Q_DATA, /* a delta: dropped by conflation, bounded */
+	Q_SNAP, /* a snapshot: dropped by conflation (a new one follows) */
+	Q_CTRL, /* acks, notices, wslay's control frames, HTTP: never dropped */
+};
+
+struct qent {
+	struct frame *f;
+	int64_t t_ns; /* when queued (CLOCK_MONOTONIC) */
+	uint8_t kind;
+};
+
+enum cstate { C_FREE = 0, C_HTTP, C_WS, C_CLOSING };
+
+struct stream;
+
+struct client {
+	enum cstate st;
+	int fd;
+	uint32_t gen; /* bumped when the slot is reused: stale completions are ignored */
+	int ops;      /* io_uring operations in flight */
+	bool recv_busy, send_busy;
+	bool shut;	       /* shutdown() done: waiting for ops to finish */
+	bool dirty;	       /* in the flush list */
+	bool close_after_send; /* HTTP: shut down once the queue is empty */
+	bool msgpack;	       /* data frames are MessagePack (binary) */
+	bool ping_out;	       /* a ping has not been answered yet */
+	int missed;	       /* pings unanswered in a row */
+	int64_t born_ns, last_ping_ns, progress_ns, close_deadline;
+	char *rbuf; /* RBUF_SIZE bytes */
+	size_t rlen, roff;
+	struct qent *q; /* circular, qcap a power of two */
+	unsigned qhead, qn, qcap, inflight_n;
+	uint32_t head_off; /* bytes of the head entry already sent */
+	size_t qbytes;
+	struct iovec iov[IOV_MAX_SEND];
+	struct msghdr msg;
+	wslay_event_context_ptr ws;
+	struct stream **subs;
+	int nsubs, subcap;
+	int64_t rs_win_ns; /* start of the resync-counting window */
+	int rs_n;	   /* slow resyncs in that window */
+	double tokens;	   /* control messages allowed now */
+	int64_t tokens_ns;
+};
+
+struct stream {
+	char s[LVC_SYM_MAX];
+	int32_t iv;
+	uint64_t seq;	    /* deltas made so far */
+	struct lvc_value v; /* the value last sent */
+	int lvc_slot;	    /* -1: not looked up */
+	struct client **subs;
+	int nsubs, subcap, nmp; /* nmp: subscribers that want MessagePack */
+	struct frame *snap[2];	/* cached snapshot frames: JSON, MessagePack */
+	uint64_t snap_seq[2];
+	struct stream *next; /* hash chain */
+	struct stream *all;  /* list of every stream */
+};
+
+/* A watcher thread per input ring: armed with the position read up to, it
+ * sleeps until the ring moves past it and then signals the eventfd. */
+struct watcher {
+	mdb_ring_consumer *c;
+	pthread_t th;
+	_Atomic uint32_t ctl; /* bumped (and woken) to arm or to stop */
+	_Atomic uint64_t armed_pos;
+	_Atomic bool stop;
+};
+
+struct opts {
+	const char *listen;
+	const char *lvc_name; /* NULL: --no-lvc */
+	char *token;	      /* NULL: no token required */
+	const char *origins[16];
+	int norigins;
+	int64_t ping_ns;
+	int pong_misses;
+	int max_conns;
+	unsigned long long max_msg;
+	int max_subs;
+	double max_rate;
+	unsigned long long queue_bytes;
+	int64_t queue_age_ns;
+	int slow_resyncs;
+	int64_t stale_ns;
+	int sndbuf; /* SO_SNDBUF of client sockets; 0: the kernel's autotuning */
+};
+
+static struct {
+	struct opts o;
+	struct io_uring ring;
+	int lfd, stop_fd, ring_efd, timer_fd;
+	char bound[NI_MAXHOST + NI_MAXSERV + 4]; /* the address listened on */
+	struct client *cl;
+	int nslots, *freeidx, nfree;
+	int nconn, nws;
+	int *dirty, ndirty;
+	bool accept_armed, timer_armed, watch_armed, stopping;
+	uint64_t efd_val, timer_val;
+	mdb_inputs *in;
+	int nin;
+	const char **in_names;
+	mdb_ring **rings;    /* the input rings, mapped again for their positions */
+	int64_t *in_last_ns; /* wall time of the newest record per input */
+	struct watcher *w;
+	mdb_lvc *lvc;
+	mdb_codec *codec;
+	struct stream *buckets[NBUCKETS], *streams;
+	int nstreams;
+	struct frame *pool;
+	int npool;
+	int64_t now, started_ns;
+	uint8_t mp[WSMSG_MAX];
+	char js[WSMSG_MAX * 2];
+	struct mdb_record rec;
+	mdb_counters *cnt;
+	struct {
+		mdb_counter *conns, *accepted, *refused, *http, *http_err, *upgrades, *frames,
+		    *bytes, *deltas, *snaps, *resync_slow, *resync_req, *dropped, *closed_slow,
+		    *closed_ping, *ctl, *ctl_err, *limited, *in, *rejects, *laps, *last, *streams,
+		    *subs;
+	} k;
+} G;
+
+static _Noreturn void usage(FILE *out)
+{
+	fprintf(
+	    out,
+	    "usage: mdb-ws [-i ring:NAME]... [--name NAME] [-l ADDR:PORT] [--lvc NAME | --no-lvc]\n"
+	    "              [--token-file FILE] [--allow-origin ORIGIN]... [--ping DURATION]\n"
+	    "              [--pong-misses N] [--max-conns N] [--max-msg SIZE] [--max-subs N]\n"
+	    "              [--max-rate N] [--queue-bytes SIZE] [--queue-age DURATION]\n"
+	    "              [--slow-resyncs N] [--sndbuf SIZE] [--stale DURATION]\n"
+	    "Serve the latest bars and features over WebSocket and HTTP.\n"
+	    "  -i, --input ring:NAME   read bar and feat records from ring NAME, as an\n"
+	    "                          observer (repeatable; default ring:feat)\n"
+	    "      --name NAME         consumer name in input rings (default mdb-ws)\n"
+	    "  -l, --listen ADDR:PORT  where to listen (default " DEFAULT_LISTEN "; a bare PORT\n"
+	    "                          is on 127.0.0.1; port 0: any free port)\n"
+	    "      --lvc NAME          the last-value cache to read (default " DEFAULT_LVC ")\n"
+	    "      --no-lvc            fold the records instead of reading a cache\n"
+	    "      --token-file FILE   require the token in FILE on every request\n"
+	    "      --allow-origin ORIGIN  accept browsers from ORIGIN only (repeatable)\n"
+	    "      --ping DURATION     ping clients this often (default 20s)\n"
+	    "      --pong-misses N     close after N unanswered pings (default 2)\n"
+	    "      --max-conns N       connections at most (default 10000)\n"
+	    "      --max-msg SIZE      largest client message (default 4k)\n"
+	    "      --max-subs N        subscriptions per connection (default 256)\n"
+	    "      --max-rate N        control messages per second per connection (default 20)\n"
+	    "      --queue-bytes SIZE  a client's send queue bound (default 256k)\n"
+	    "      --queue-age DURATION  ... and the oldest frame's age bound (default 2s)\n"
+	    "      --slow-resyncs N    close a client after N slow resyncs in 30 s (default 3)\n"
+	    "      --sndbuf SIZE       kernel send buffer per client (default: autotuned)\n"
+	    "      --stale DURATION    /api/health is 503 when an input is quieter (default 5m)\n"
+	    "  -h, --help              show this help\n"
+	    "  -V, --version           show the version\n");
+	exit(out == stdout ? 0 : 2);
+}
+
+/* ---- frames ---- */
+
+static struct frame *frame_alloc(size_t len)
+{
+	struct frame *f = NULL;
+	if (len <= FRAME_SMALL && G.pool) {
+		f = G.pool;
+		G.pool = f->next;
+		G.npool--;
+	} else {
+		size_t cap = len <= FRAME_SMALL ? FRAME_SMALL : len;
+		f = malloc(sizeof *f + cap);
+		if (!f)
+			return NULL;
+		f->cap = (uint32_t)cap;
+	}
+	f->refs = 1;
+	f->len = (uint32_t)len;
+	return f;
+}
+
+/* Let go of f; the last reference frees it (small ones go back to the pool). */
+static void frame_put(struct frame *f)
+{
+	if (!f || --f->refs)
+		return;
+	if (f->cap == FRAME_SMALL && G.npool < FRAME_POOL_MAX) {
+		f->next = G.pool;
+		G.pool = f;
+		G.npool++;
+	} else {
+		free(f);
+	}
+}
+
+/* A WebSocket frame of opcode around payload[0..len). */
+static struct frame *frame_ws(unsigned opcode, const void *payload, size_t len)
+{
+	uint8_t h[WSMSG_FRAME_HEADER_MAX];
+	size_t hn = wsmsg_frame_header(h, opcode, len);
+	struct frame *f = frame_alloc(hn + len);
+	if (f) {
+		memcpy(f->data, h, hn);
+		memcpy(f->data + hn, payload, len);
+	}
+	return f;
+}
+
+static struct frame *frame_raw(const void *p, size_t len)
+{
+	struct frame *f = frame_alloc(len);
+	if (f)
+		memcpy(f->data, p, len);
+	return f;
+}
+
+/* ---- io_uring ---- */
+
+static struct io_uring_sqe *sqe_get(void)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&G.ring);
+	if (!sqe) {
+		io_uring_submit(&G.ring);
+		sqe = io_uring_get_sqe(&G.ring);
+	}
+	if (!sqe)
+		die(1, "io_uring: no submission entry");
+	return sqe;
+}
+
+static uint64_t tag(enum op op, int idx, uint32_t gen)
+{
+	return (uint64_t)op << 56 | (uint64_t)(gen & 0xffffffu) << 32 | (uint32_t)idx;
+}
+
+static void arm_accept(void)
+{
+	if (G.accept_armed || G.stopping)
+		return;
+	struct io_uring_sqe *sqe = sqe_get();
+	io_uring_prep_accept(sqe, G.lfd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, tag(OP_ACCEPT, 0, 0));
+	G.accept_armed = true;
+}
+
+static void arm_read(int fd, uint64_t *buf, enum op op)
+{
+	struct io_uring_sqe *sqe = sqe_get();
+	io_uring_prep_read(sqe, fd, buf, sizeof *buf, 0);
+	io_uring_sqe_set_data64(sqe, tag(op, 0, 0));
+}
+
+static int cidx(const struct client *c)
+{
+	return (int)(c - G.cl);
+}
+
+static void arm_recv(struct client *c)
+{
+	if (c->recv_busy || c->shut)
+		return;
+	if (c->roff == c->rlen)
+		c->roff = c->rlen = 0;
+	struct io_uring_sqe *sqe = sqe_get();
+	io_uring_prep_recv(sqe, c->fd, c->rbuf + c->rlen, RBUF_SIZE - c->rlen, 0);
+	io_uring_sqe_set_data64(sqe, tag(OP_RECV, cidx(c), c->gen));
+	c->recv_busy = true;
+	c->ops++;
+}
+
+static void mark_dirty(struct client *c)
+{
+	if (!c->dirty) {
+		c->dirty = true;
+		G.dirty[G.ndirty++] = cidx(c);
+	}
+}
+
+static void submit_send(struct client *c)
+{
+	unsigned n = c->qn < IOV_MAX_SEND ? c->qn : IOV_MAX_SEND;
+	for (unsigned i = 0; i < n; i++) {
+		struct qent *e = &c->q[(c->qhead + i) & (c->qcap - 1)];
+		uint32_t off = i ? 0 : c->head_off;
+		c->iov[i] = (struct iovec){e->f->data + off, e->f->len - off};
+	}
+	c->msg = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = n};
+	struct io_uring_sqe *sqe = sqe_get();
+	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, tag(OP_SEND, cidx(c), c->gen));
+	c->inflight_n = n;
+	c->send_busy = true;
+	c->ops++;
+}
+
+/* Start a send on every client that has queued something since the last look. */
+static void flush_dirty(void)
+{
+	for (int i = 0; i < G.ndirty; i++) {
+		struct client *c = &G.cl[G.dirty[i]];
+		c->dirty = false;
+		if (c->st != C_FREE && !c->shut && !c->send_busy && c->qn)
+			submit_send(c);
+	}
+	G.ndirty = 0;
+}
+
+/* ---- client queues ---- */
+
+static void shut(struct client *c)
+{
+	if (c->shut || c->st == C_FREE)
+		return;
+	shutdown(c->fd, SHUT_RDWR);
+	c->shut = true;
+}
+
+/* Append f (taking a reference) to c's queue. Returns 0 or -ENOMEM (the
+ * queue is at QCAP_MAX entries or memory ran out). */
+static int q_push(struct client *c, struct frame *f, enum qkind kind)
+{
+	if (c->qn == c->qcap) {
+		unsigned ncap = c->qcap ? c->qcap * 2 : QCAP_MIN;
+		if (ncap > QCAP_MAX)
+			return -ENOMEM;
+		struct qent *nq = malloc(ncap * sizeof *nq);
+		if (!nq)
+			return -ENOMEM;
+		for (unsigned i = 0; i < c->qn; i++)
+			nq[i] = c->q[(c->qhead + i) & (c->qcap - 1)];
+		free(c->q);
+		c->q = nq;
+		c->qcap = ncap;
+		c->qhead = 0;
+	}
+	f->refs++;
+	c->q[(c->qhead + c->qn++) & (c->qcap - 1)] = (struct qent){f, G.now, (uint8_t)kind};
+	c->qbytes += f->len;
+	mark_dirty(c);
+	return 0;
+}
+
+/* Drop the queued entries that are not being sent, keeping Q_CTRL ones
+ * unless all is true. Returns how many were dropped. */
+static unsigned q_drop(struct client *c, bool all)
+{
+	unsigned keep = c->send_busy ? c->inflight_n : 0, w = keep, dropped = 0;
+	for (unsigned i = keep; i < c->qn; i++) {
+		struct qent e = c->q[(c->qhead + i) & (c->qcap - 1)];
+		if (e.kind == Q_CTRL && !all) {
+			c->q[(c->qhead + w++) & (c->qcap - 1)] = e;
+			continue;
+		}
+		c->qbytes -= e.f->len;
+		frame_put(e.f);
+		dropped++;
+	}
+	c->qn = w;
+	return dropped;
+}
+
+/* Queue a private control frame: a JSON text message. */
+static void send_text(struct client *c, const char *s, size_t len)
+{
+	struct frame *f = frame_ws(WSLAY_TEXT_FRAME, s, len);
+	if (f) {
+		q_push(c, f, Q_CTRL);
+		frame_put(f);
+	}
+}
+
+/* Queue a close frame through wslay and give the client CLOSE_GRACE_NS to
+ * read it. */
+static void ws_close(struct client *c, uint16_t code, const char *reason)
+{
+	if (c->st != C_WS)
+		return;
+	wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, strlen(reason));
+	wslay_event_send(c->ws);
+	c->st = C_CLOSING;
+	c->close_deadline = G.now + CLOSE_GRACE_NS;
+}
+
+static void close_slow(struct client *c)
+{
+	counter_add(G.k.closed_slow, 1);
+	counter_add(G.k.dropped, q_drop(c, true));
+	logmsg(LOG_INFO, "client %d: closed as a slow consumer", cidx(c));
+	ws_close(c, WSLAY_CODE_POLICY_VIOLATION, "slow consumer");
+}
+
+static struct frame *snapshot_frame(struct stream *st, int fmt);
+
+/* c fell behind: drop its queued data, then a resync notice and a fresh
+ * snapshot of every stream it follows; closed when it keeps happening. */
+static void conflate(struct client *c)
+{
+	counter_add(G.k.resync_slow, 1);
+	if (G.now - c->rs_win_ns > RESYNC_WINDOW_NS) {
+		c->rs_win_ns = G.now;
+		c->rs_n = 0;
+	}
+	if (++c->rs_n > G.o.slow_resyncs) {
+		close_slow(c);
+		return;
+	}
+	unsigned n = q_drop(c, false);
+	counter_add(G.k.dropped, n);
+	char note[96];
+	int len = snprintf(note, sizeof note,
+			   "{\"type\":\"resync\",\"reason\":\"slow\",\"dropped\":%u}", n);
+	send_text(c, note, (size_t)len);
+	for (int i = 0; i < c->nsubs; i++) {
+		struct frame *f = snapshot_frame(c->subs[i], c->msgpack);
+		if (f && q_push(c, f, Q_SNAP) == 0)
+			counter_add(G.k.snaps, 1);
+	}
+	if (c->qbytes > 2 * G.o.queue_bytes)
+		close_slow(c);
+}
+
+/* Queue a delta for c, or conflate when c is past its bounds. */
+static void push_delta(struct client *c, struct frame *f)
+{
+	if (c->st != C_WS)
+		return;
+	unsigned first = c->send_busy ? c->inflight_n : 0; /* oldest entry not being sent */
+	bool old = first < c->qn &&
+		   G.now - c->q[(c->qhead + first) & (c->qcap - 1)].t_ns > G.o.queue_age_ns;
+	if (old || c->qbytes + f->len > G.o.queue_bytes || c->qn == QCAP_MAX ||
+	    q_push(c, f, Q_DATA) < 0)
+		conflate(c);
+}
+
+/* ---- streams ---- */
+
+static unsigned hash(const char *s, int32_t iv)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	h = (h ^ (uint32_t)iv) * 16777619u;
+	return h & (NBUCKETS - 1);
+}
+
+static struct stream *stream_find(const char *s, int32_t iv)
+{
+	for (struct stream *st = G.buckets[hash(s, iv)]; st; st = st->next)
+		if (st->iv == iv && strcmp(st->s, s) == 0)
+			return st;
+	return NULL;
+}
+
+/* Refresh st from the last-value cache, if there is one and it has st. */
+static bool lvc_load(struct stream *st, struct lvc_value *out)
+{
+	if (!G.lvc)
+		return false;
+	if (st->lvc_slot < 0)
+		st->lvc_slot = lvc_find(G.lvc, st->s, st->iv);
+	struct lvc_item it;
+	if (st->lvc_slot < 0 || lvc_read(G.lvc, st->lvc_slot, &it) < 0) {
+		st->lvc_slot = -1; /* not there yet: look again next time */
+		return false;
+	}
+	*out = it.v;
+	out->updated_ns = 0; /* not a field: keep it out of the comparison */
+	return true;
+}
+
+static struct stream *stream_get(const char *s, int32_t iv)
+{
+	struct stream *st = stream_find(s, iv);
+	if (st || G.nstreams >= MAX_STREAMS)
+		return st;
+	if (!(st = calloc(1, sizeof *st)))
+		return NULL;
+	snprintf(st->s, sizeof st->s, "%s", s);
+	st->iv = iv;
+	st->lvc_slot = -1;
+	for (int i = 0; i < LVC_NFEAT; i++)
+		st->v.feat[i] = NAN;
+	st->v.o = st->v.h = st->v.l = st->v.c = st->v.v = st->v.bv = st->v.av = NAN;
+	lvc_load(st, &st->v);
+	unsigned b = hash(s, iv);
+	st->next = G.buckets[b];
+	G.buckets[b] = st;
+	st->all = G.streams;
+	G.streams = st;
+	counter_set(G.k.streams, (uint64_t)++G.nstreams);
+	return st;
+}
+
+/* Encode msg[0..n) (MessagePack) as a frame in format fmt. */
+static struct frame *encode_frame(int fmt, int n)
+{
+	if (n < 0)
+		return NULL;
+	if (fmt)
+		return frame_ws(WSLAY_BINARY_FRAME, G.mp, (size_t)n);
+	const char *why;
+	int jn = record_to_json(G.codec, G.mp, (size_t)n, G.js, sizeof G.js, &why);
+	return jn < 0 ? NULL : frame_ws(WSLAY_TEXT_FRAME, G.js, (size_t)jn);
+}
+
+/* The snapshot of st in format fmt, made once per seq. Borrowed reference. */
+static struct frame *snapshot_frame(struct stream *st, int fmt)
+{
+	if (st->snap[fmt] && st->snap_seq[fmt] == st->seq)
+		return st->snap[fmt];
+	frame_put(st->snap[fmt]);
+	st->snap[fmt] =
+	    encode_frame(fmt, wsmsg_snapshot(G.mp, sizeof G.mp, st->s, st->iv, st->seq, &st->v));
+	st->snap_seq[fmt] = st->seq;
+	return st->snap[fmt];
+}
+
+/* st's value becomes *nv: when fields changed, one delta per format goes to
+ * every subscriber. */
+static void stream_update(struct stream *st, const struct lvc_value *nv)
+{
+	uint32_t mask = wsmsg_diff(&st->v, nv);
+	if (!mask)
+		return;
+	st->v = *nv;
+	uint64_t prev = st->seq++;
+	if (!st->nsubs)
+		return;
+	struct frame *f[2] = {NULL, NULL};
+	for (int fmt = 0; fmt < 2; fmt++) {
+		if ((fmt ? st->nmp : st->nsubs - st->nmp) == 0)
+			continue;
+		f[fmt] = encode_frame(fmt, wsmsg_delta(G.mp, sizeof G.mp, st->s, st->iv, st->seq,
+						       prev, &st->v, mask));
+		counter_add(G.k.deltas, 1);
+	}
+	for (int i = 0; i < st->nsubs; i++) {
+		struct client *c = st->subs[i];
+		if (f[c->msgpack])
+			push_delta(c, f[c->msgpack]);
+	}
+	frame_put(f[0]);
+	frame_put(f[1]);
+}
+
+static void on_record(const struct mdb_msg *m)
+{
+	if (m->type != MDB_REC_BAR && m->type != MDB_REC_FEAT)
+		return;
+	const char *why;
+	if (record_decode(G.codec, m->data, m->len, &G.rec, &why) < 0) {
+		counter_add(G.k.rejects, 1);
+		logmsg(LOG_WARNING, "input %s: %s", G.in_names[m->input], why);
+		return;
+	}
+	int32_t iv = G.rec.t == MDB_REC_BAR ? G.rec.bar.iv : G.rec.feat.iv;
+	struct stream *st = stream_get(G.rec.s, iv);
+	if (!st)
+		return;
+	struct lvc_value nv = st->v;
+	if (G.lvc) {
+		/* the cache holds bar and features together and is written
+		 * before the feat record: the bar alone is not news, and a
+		 * stream nobody follows is refreshed when someone subscribes */
+		if (G.rec.t == MDB_REC_BAR || !st->nsubs)
+			return;
+		if (!lvc_load(st, &nv))
+			wsmsg_apply(&nv, &G.rec); /* not in this cache: the record itself */
+	} else {
+		wsmsg_apply(&nv, &G.rec);
+	}
+	stream_update(st, &nv);
+}
+
+/* ---- input rings ---- */
+
+static void *watch(void *arg)
+{
+	struct watcher *w = arg;
+	uint32_t seen = 0;
+	while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
+		/* pairs with the release increment in arm_watchers() */
+		uint32_t c = atomic_load_explicit(&w->ctl, memory_order_acquire);
+		if (c == seen) {
+			shm_futex_wait(&w->ctl, c, -1);
+			continue;
+		}
+		seen = c;
+		uint64_t p = atomic_load_explicit(&w->armed_pos, memory_order_relaxed);
+		if (ring_sleep_moved(w->c, p, &w->ctl, c, -1) == 1) {
+			uint64_t one = 1;
+			(void)!write(G.ring_efd, &one, sizeof one);
+		}
+	}
+	return NULL;
+}
+
+/* Before sleeping: have every watcher signal once its ring moves past what
+ * has been read. */
+static void arm_watchers(void)
+{
+	if (G.watch_armed)
+		return;
+	for (int i = 0; i < G.nin; i++) {
+		struct watcher *w = &G.w[i];
+		atomic_store_explicit(&w->armed_pos, ring_consumer_position(w->c),
+				      memory_order_relaxed);
+		/* release: the watcher's acquire load of ctl sees armed_pos */
+		atomic_fetch_add_explicit(&w->ctl, 1, memory_order_release);
+		shm_futex_wake(&w->ctl);
+	}
+	G.watch_armed = true;
+}
+
+/* Read what the rings hold, up to DRAIN_BATCH records. Returns true when
+ * more may be waiting. */
+static bool drain_inputs(void)
+{
+	struct mdb_msg m;
+	for (int n = 0; n < DRAIN_BATCH; n++) {
+		int rc = inputs_read(G.in, &m, 0);
+		if (rc == 0)
+			return false;
+		if (rc == -EBADMSG) {
+			counter_add(G.k.rejects, 1);
+			logmsg(LOG_WARNING, "rejected: %s", inputs_error(G.in));
+			continue;
+		}
+		if (rc < 0)
+			return false;
+		counter_add(G.k.in, 1);
+		G.in_last_ns[m.input] = wall_ns();
+		counter_set(G.k.last, (uint64_t)G.in_last_ns[m.input]);
+		on_record(&m);
+	}
+	counter_set(G.k.laps, inputs_laps(G.in));
+	return true;
+}
+
+/* ---- subscriptions ---- */
+
+static bool sym_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= LVC_SYM_MAX)
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || *s == '"' ||
+		    *s == '\\')
+			return false;
+	return true;
+}
+
+static int sub_index(const struct client *c, const struct stream *st)
+{
+	for (int i = 0; i < c->nsubs; i++)
+		if (c->subs[i] == st)
+			return i;
+	return -1;
+}
+
+static int grow(void *pp, int *cap, size_t elem)
+{
+	void **p = pp;
+	int ncap = *cap ? *cap * 2 : 4;
+	void *np = realloc(*p, (size_t)ncap * elem);
+	if (!np)
+		return -ENOMEM;
+	*p = np;
+	*cap = ncap;
+	return 0;
+}
+
+/* Subscribe c to st and queue its snapshot. Returns 0, 1 when it was
+ * subscribed already, or -ENOMEM. */
+static int subscribe(struct client *c, struct stream *st)
+{
+	if (sub_index(c, st) >= 0)
+		return 1;
+	if ((c->nsubs == c->subcap && grow(&c->subs, &c->subcap, sizeof *c->subs) < 0) ||
+	    (st->nsubs == st->subcap && grow(&st->subs, &st->subcap, sizeof *st->subs) < 0))
+		return -ENOMEM;
+	if (!st->nsubs && G.lvc) {
+		/* nobody followed it: the cache may be ahead of what we hold */
+		struct lvc_value nv;
+		if (lvc_load(st, &nv))
+			stream_update(st, &nv);
+	}
+	c->subs[c->nsubs++] = st;
+	st->subs[st->nsubs++] = c;
+	st->nmp += c->msgpack;
+	counter_add(G.k.subs, 1);
+	return 0;
+}
+
+static void unsubscribe(struct client *c, struct stream *st)
+{
+	int i = sub_index(c, st);
+	if (i < 0)
+		return;
+	c->subs[i] = c->subs[--c->nsubs];
+	for (int k = 0; k < st->nsubs; k++)
+		if (st->subs[k] == c) {
+			st->subs[k] = st->subs[--st->nsubs];
+			break;
+		}
+	st->nmp -= c->msgpack;
+	counter_set(G.k.subs, counter_value(G.k.subs) - 1);
+}
+
+static void send_snapshot(struct client *c, struct stream *st)
+{
+	struct frame *f = snapshot_frame(st, c->msgpack);
+	if (f && q_push(c, f, Q_SNAP) == 0)
+		counter_add(G.k.snaps, 1);
+}
+
+/* ---- control messages ---- */
+
+static void reply(struct client *c, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	if (s) {
+		send_text(c, s, strlen(s));
+		free(s);
+	}
+	json_decref(j);
+}
+
+static void reply_error(struct client *c, json_t *id, const char *msg)
+{
+	counter_add(G.k.ctl_err, 1);
+	reply(c, json_pack("{s:s, s:O?, s:s}", "type", "error", "id", id, "error", msg));
+}
+
+/* Token bucket: max_rate per second, bursts of max_rate. */
+static bool rate_ok(struct client *c)
+{
+	c->tokens += (double)(G.now - c->tokens_ns) / NS * G.o.max_rate;
+	if (c->tokens > G.o.max_rate)
+		c->tokens = G.o.max_rate;
+	c->tokens_ns = G.now;
+	if (c->tokens < 1)
+		return false;
+	c->tokens -= 1;
+	return true;
+}
+
+static void on_control(struct client *c, const uint8_t *msg, size_t len)
+{
+	counter_add(G.k.ctl, 1);
+	if (!rate_ok(c)) {
+		counter_add(G.k.limited, 1);
+		if (c->tokens < -2 * G.o.max_rate) {
+			ws_close(c, WSLAY_CODE_POLICY_VIOLATION, "too many control messages");
+			return;
+		}
+		c->tokens -= 1; /* keeps counting down while it floods */
+		reply_error(c, NULL, "rate limited");
+		return;
+	}
+	json_error_t jerr;
+	json_t *j = json_loadb((const char *)msg, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j || !json_is_object(j)) {
+		reply_error(c, NULL, "not a JSON object");
+		json_decref(j);
+		return;
+	}
+	json_t *id = json_object_get(j, "id");
+	const char *op = json_string_value(json_object_get(j, "op"));
+	json_t *jiv = json_object_get(j, "iv"), *syms = json_object_get(j, "symbols");
+	json_int_t iv = jiv ? json_integer_value(jiv) : DEFAULT_IV;
+	if (!op) {
+		reply_error(c, id, "no op");
+	} else if (jiv && (!json_is_integer(jiv) || iv <= 0 || iv > INT32_MAX)) {
+		reply_error(c, id, "iv must be a positive integer (seconds)");
+	} else if (strcmp(op, "subscribe") && strcmp(op, "unsubscribe") && strcmp(op, "resync")) {
+		reply_error(c, id, "unknown op (subscribe, unsubscribe, resync)");
+	} else if (syms && !json_is_array(syms)) {
+		reply_error(c, id, "symbols must be an array of strings");
+	} else if (!syms && !strcmp(op, "subscribe")) {
+		reply_error(c, id, "subscribe needs symbols");
+	} else {
+		size_t i;
+		json_t *s;
+		const char *bad = NULL;
+		json_array_foreach(syms, i,
+				   s) if (!json_is_string(s) || !sym_ok(json_string_value(s))) bad =
+		    "bad symbol";
+		if (!bad && !strcmp(op, "subscribe") &&
+		    c->nsubs + (int)json_array_size(syms) > G.o.max_subs)
+			bad = "too many subscriptions";
+		if (bad) {
+			reply_error(c, id, bad);
+			json_decref(j);
+			return;
+		}
+		/* the ack first, then the snapshots it promises */
+		json_t *ack = json_pack("{s:s, s:s, s:O?, s:I}", "type", "ack", "op", op, "id", id,
+					"iv", (json_int_t)iv);
+		json_object_set_new(ack, "symbols", syms ? json_incref(syms) : json_array());
+		reply(c, ack);
+		if (!strcmp(op, "resync"))
+			counter_add(G.k.resync_req, 1);
+		if (!syms) { /* unsubscribe or resync everything */
+			for (int k = c->nsubs - 1; k >= 0; k--) {
+				if (!strcmp(op, "resync"))
+					send_snapshot(c, c->subs[k]);
+				else
+					unsubscribe(c, c->subs[k]);
+			}
+		}
+		json_array_foreach(syms, i, s)
+		{
+			const char *sym = json_string_value(s);
+			struct stream *st = strcmp(op, "unsubscribe")
+						? stream_get(sym, (int32_t)iv)
+						: stream_find(sym, (int32_t)iv);
+			if (!strcmp(op, "unsubscribe")) {
+				if (st)
+					unsubscribe(c, st);
+			} else if (!st) {
+				reply_error(c, id, "too many streams");
+			} else if (!strcmp(op, "subscribe")) {
+				if (subscribe(c, st) == 0)
+					send_snapshot(c, st);
+			} else if (sub_index(c, st) >= 0) {
+				send_snapshot(c, st);
+			} else {
+				reply_error(c, id, "not subscribed");
+			}
+		}
+	}
+	json_decref(j);
+}
+
+/* ---- wslay callbacks: our buffers in, our queue out ---- */
+
+static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+			  void *user)
+{
+	(void)flags;
+	struct client *c = user;
+	size_t n = c->rlen - c->roff;
+	if (n == 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	if (n > len)
+		n = len;
+	memcpy(buf, c->rbuf + c->roff, n);
+	c->roff += n;
+	return (ssize_t)n;
+}
+
+/* wslay writes whole frames here (it is never told to wait), so its
+ * control frames fall between our data frames, never inside one. */
+static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+			  void *user)
+{
+	(void)flags;
+	struct client *c = user;
+	struct frame *f = frame_raw(data, len);
+	if (!f || q_push(c, f, Q_CTRL) < 0) {
+		frame_put(f);
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	frame_put(f);
+	return (ssize_t)len;
+}
+
+static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+		      void *user)
+{
+	(void)ctx;
+	struct client *c = user;
+	if (arg->opcode == WSLAY_PONG) {
+		c->ping_out = false;
+		c->missed = 0;
+	} else if (arg->opcode == WSLAY_TEXT_FRAME) {
+		if (c->st == C_WS)
+			on_control(c, arg->msg, arg->msg_length);
+	} else if (arg->opcode == WSLAY_BINARY_FRAME) {
+		ws_close(c, WSLAY_CODE_UNSUPPORTED_DATA, "control messages are JSON text");
+	}
+}
+
+static const struct wslay_event_callbacks ws_callbacks = {
+    .recv_callback = ws_recv_cb,
+    .send_callback = ws_send_cb,
+    .on_msg_recv_callback = ws_msg_cb,
+};
+
+/* Feed what was received to wslay, send what it answers, and see whether
+ * the WebSocket is over. */
+static void ws_input(struct client *c)
+{
+	int rc = wslay_event_recv(c->ws);
+	if (rc != 0 && rc != WSLAY_ERR_NOMEM && !wslay_event_get_close_sent(c->ws)) {
+		/* a frame wslay refused without closing (a fragmented control
+		 * frame): answer it as a protocol error */
+		wslay_event_queue_close(c->ws, WSLAY_CODE_PROTOCOL_ERROR, NULL, 0);
+		rc = 0;
+	}
+	if (rc == 0)
+		rc = wslay_event_send(c->ws);
+	if (rc != 0) {
+		shut(c);
+		return;
+	}
+	c->roff = c->rlen = 0;
+	if (wslay_event_get_close_received(c->ws) || wslay_event_get_close_sent(c->ws)) {
+		if (c->st == C_WS) {
+			c->st = C_CLOSING;
+			c->close_deadline = G.now + CLOSE_GRACE_NS;
+		}
+		if (wslay_event_get_close_sent(c->ws) && c->qn == 0)
+			shut(c);
+	}
+}
+
+/* ---- HTTP ---- */
+
+/* Queue an HTTP response and close after it. */
+static void respond(struct client *c, int code, const char *ctype, const char *body, size_t blen,
+		    const char *extra)
+{
+	char head[1024];
+	int hn = http_response_head(head, sizeof head, code, ctype, blen, true, extra);
+	if (hn < 0) {
+		shut(c);
+		return;
+	}
+	counter_add(G.k.http, 1);
+	if (code >= 400)
+		counter_add(G.k.http_err, 1);
+	struct frame *f = frame_alloc((size_t)hn + blen);
+	if (!f) {
+		shut(c);
+		return;
+	}
+	memcpy(f->data, head, (size_t)hn);
+	if (blen)
+		memcpy(f->data + hn, body, blen);
+	q_push(c, f, Q_CTRL);
+	frame_put(f);
+	c->close_after_send = true;
+}
+
+static void respond_error(struct client *c, int code, const char *why)
+{
+	char body[256];
+	int n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"status\":%d}\n", why, code);
+	respond(c, code, "application/json", body, (size_t)n,
+		code == 426 ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n" : NULL);
+}
+
+/* A body written with FILE functions into memory, sent as the response. */
+struct body {
+	FILE *f;
+	char *p;
+	size_t n;
+};
+
+static FILE *body_open(struct body *b)
+{
+	b->p = NULL;
+	b->n = 0;
+	b->f = open_memstream(&b->p, &b->n);
+	return b->f;
+}
+
+static void body_send(struct client *c, struct body *b, int code, const char *ctype)
+{
+	if (fclose(b->f) != 0)
+		respond_error(c, 500, "out of memory");
+	else
+		respond(c, code, ctype, b->p, b->n, NULL);
+	free(b->p);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	json_t *j = json_string(s);
+	char *d = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+	fputs(d ? d : "null", f);
+	free(d);
+	json_decref(j);
+}
+
+static void http_health(struct client *c)
+{
+	struct body b;
+	if (!body_open(&b))
+		return respond_error(c, 500, "out of memory");
+	int64_t now = wall_ns();
+	bool stale = false;
+	fprintf(b.f, "{\"up\":true,\"uptime_s\":%.3f,\"inputs\":[",
+		(double)(G.now - G.started_ns) / NS);
+	for (int i = 0; i < G.nin; i++) {
+		int64_t last = G.in_last_ns[i];
+		bool st = !last || now - last > G.o.stale_ns;
+		stale |= st;
+		fprintf(b.f, "%s{\"input\":", i ? "," : "");
+		json_str(b.f, G.in_names[i]);
+		if (last)
+			fprintf(b.f, ",\"age_s\":%.3f", (double)(now - last) / NS);
+		else
+			fputs(",\"age_s\":null", b.f);
+		fprintf(b.f, ",\"stale\":%s}", st ? "true" : "false");
+	}
+	fprintf(b.f, "],\"stale\":%s}\n", stale ? "true" : "false");
+	body_send(c, &b, stale ? 503 : 200, "application/json");
+}
+
+/* Our counters, as /api/stats and /metrics show them. */
+static const struct {
+	const char *name;
+	size_t off;
+} stat_names[] = {
+#define K(x)                                                                                       \
+	{                                                                                          \
+#x, offsetof(__typeof__(G.k), x)                                                   \
+	}
+    K(conns),	K(accepted),	K(refused),	K(http),    K(http_err),    K(upgrades),
+    K(frames),	K(bytes),	K(deltas),	K(snaps),   K(resync_slow), K(resync_req),
+    K(dropped), K(closed_slow), K(closed_ping), K(ctl),	    K(ctl_err),	    K(limited),
+    K(in),	K(rejects),	K(laps),	K(streams), K(subs),
+#undef K
+};
+
+static uint64_t stat_value(size_t off)
+{
+	mdb_counter *k;
+	memcpy(&k, (const char *)&G.k + off, sizeof k);
+	return counter_value(k);
+}
+
+/* Bytes published in input i's ring that this gateway has not read yet. */
+static uint64_t ring_lag(int i)
+{
+	uint64_t pub = ring_position(G.rings[i]), pos = ring_consumer_position(G.w[i].c);
+	return pub > pos ? pub - pos : 0;
+}
+
+static void http_stats(struct client *c)
+{
+	struct body b;
+	if (!body_open(&b))
+		return respond_error(c, 500, "out of memory");
+	fprintf(b.f, "{\"connections\":%d,\"websockets\":%d", G.nconn, G.nws);
+	for (size_t i = 0; i < sizeof stat_names / sizeof *stat_names; i++)
+		fprintf(b.f, ",\"%s\":%" PRIu64, stat_names[i].name, stat_value(stat_names[i].off));
+	fputs(",\"inputs\":[", b.f);
+	for (int i = 0; i < G.nin; i++) {
+		fprintf(b.f, "%s{\"input\":", i ? "," : "");
+		json_str(b.f, G.in_names[i]);
+		fprintf(b.f, ",\"lag_bytes\":%" PRIu64 ",\"laps\":%" PRIu64 "}", ring_lag(i),
+			ring_consumer_laps(G.w[i].c));
+	}
+	fputs("]}\n", b.f);
+	body_send(c, &b, 200, "application/json");
+}
+
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void prom_label(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+static int prom_process(const struct counters_view *v, void *arg)
+{
+	FILE *f = arg;
+	if (!v->alive)
+		return 0;
+	for (int i = 0; i < v->n; i++) {
+		fputs("mdb_counter{tool=\"", f);
+		prom_label(f, v->tool);
+		fputs("\",label=\"", f);
+		prom_label(f, v->label);
+		fprintf(f, "\",pid=\"%d\",name=\"", (int)v->pid);
+		prom_label(f, v->c[i].name);
+		fprintf(f, "\"} %" PRIu64 "\n", v->c[i].value);
+	}
+	return 0;
+}
+
+static void http_metrics(struct client *c)
+{
+	struct body b;
+	if (!body_open(&b))
+		return respond_error(c, 500, "out of memory");
+	fprintf(b.f, "# TYPE mdb_ws_connections gauge\nmdb_ws_connections %d\n", G.nconn);
+	fprintf(b.f, "# TYPE mdb_ws_websockets gauge\nmdb_ws_websockets %d\n", G.nws);
+	for (size_t i = 0; i < sizeof stat_names / sizeof *stat_names; i++)
+		fprintf(b.f, "mdb_ws_%s %" PRIu64 "\n", stat_names[i].name,
+			stat_value(stat_names[i].off));
+	fputs("# TYPE mdb_ws_input_lag_bytes gauge\n", b.f);
+	for (int i = 0; i < G.nin; i++) {
+		fputs("mdb_ws_input_lag_bytes{input=\"", b.f);
+		prom_label(b.f, G.in_names[i]);
+		fprintf(b.f, "\"} %" PRIu64 "\n", ring_lag(i));
+	}
+	fputs("# HELP mdb_counter shared-memory counters of every live mdb process\n"
+	      "# TYPE mdb_counter untyped\n",
+	      b.f);
+	counters_scan(prom_process, b.f);
+	body_send(c, &b, 200, "text/plain; version=0.0.4");
+}
+
+static void snapshot_json(FILE *f, const char *s, int32_t iv, uint64_t seq,
+			  const struct lvc_value *v, bool *first)
+{
+	const char *why;
+	int n = wsmsg_snapshot(G.mp, sizeof G.mp, s, iv, seq, v);
+	int jn = n < 0 ? -1 : record_to_json(G.codec, G.mp, (size_t)n, G.js, sizeof G.js, &why);
+	if (jn > 0) {
+		fprintf(f, "%s%s", *first ? "" : ",\n", G.js);
+		*first = false;
+	}
+}
+
+/* The market overview: every entry of the cache, else every stream. */
+static void http_snapshot(struct client *c)
+{
+	struct body b;
+	if (!body_open(&b))
+		return respond_error(c, 500, "out of memory");
+	bool first = true;
+	fputs("[", b.f);
+	if (G.lvc) {
+		for (uint32_t i = 0; i < lvc_capacity(G.lvc); i++) {
+			struct lvc_item it;
+			if (lvc_read(G.lvc, (int)i, &it) == 0)
+				snapshot_json(b.f, it.s, it.iv, it.seq, &it.v, &first);
+		}
+	} else {
+		for (struct stream *st = G.streams; st; st = st->all)
+			if (st->v.ts)
+				snapshot_json(b.f, st->s, st->iv, st->seq, &st->v, &first);
+	}
+	fputs("]\n", b.f);
+	body_send(c, &b, 200, "application/json");
+}
+
+/* The dashboard (GET /): one page, nothing from the internet. It subscribes
+ * over /ws, draws candles with EMA and Bollinger overlays on a canvas and
+ * keeps the latest values in a table; a gap in seq asks for a resync. */
+static const char dashboard[] =
+    "<!doctype html>\n"
+    "<html><head><meta charset=\"utf-8\"><title>mdb live</title>\n"
+    "<style>\n"
+    "body{font:14px system-ui,sans-serif;margin:0;background:#111;color:#ddd}\n"
+    "header{padding:8px 12px;background:#222;display:flex;gap:8px;align-items:center}\n"
+    "input,select,button{background:#333;color:#eee;border:1px solid #555;padding:3px 6px}\n"
+    "#main{display:flex}#chart{flex:1}canvas{width:100%;height:420px;display:block}\n"
+    "table{border-collapse:collapse;margin:8px}td{padding:1px 8px}td.k{color:#999}\n"
+    "#syms span{cursor:pointer;margin-right:8px;color:#8cf}#status{color:#999}\n"
+    "</style></head><body>\n"
+    "<header>symbol <input id=\"sym\" size=\"8\" value=\"ES\"> iv <input id=\"iv\" size=\"5\" "
+    "value=\"60\">\n"
+    "<button id=\"go\">watch</button><span id=\"status\">connecting</span></header>\n"
+    "<div id=\"syms\"></div>\n"
+    "<div id=\"main\"><div id=\"chart\"><canvas id=\"cv\" width=\"1000\" "
+    "height=\"420\"></canvas></div>\n"
+    "<table id=\"vals\"></table></div>\n"
+    "<script>\n"
+    "\"use strict\";\n"
+    "const q = new URLSearchParams(location.search), token = q.get(\"token\");\n"
+    "const $ = id => document.getElementById(id);\n"
+    "let ws, cur = null, seq = -1, bars = [], last = {};\n"
+    "function url(p) { return p + (token ? (p.includes(\"?\") ? \"&\" : \"?\") + \"token=\" + "
+    "encodeURIComponent(token) : \"\"); }\n"
+    "function status(t) { $(\"status\").textContent = t; }\n"
+    "function watch() {\n"
+    "  const s = $(\"sym\").value.trim(), iv = parseInt($(\"iv\").value, 10) || 60;\n"
+    "  bars = []; last = {}; seq = -1;\n"
+    "  if (ws && cur) ws.send(JSON.stringify({op: \"unsubscribe\", symbols: [cur.s], iv: cur.iv, "
+    "id: Date.now()}));\n"
+    "  cur = {s, iv};\n"
+    "  if (ws && ws.readyState === 1) ws.send(JSON.stringify({op: \"subscribe\", symbols: [s], iv, "
+    "id: Date.now()}));\n"
+    "}\n"
+    "function connect() {\n"
+    "  ws = new WebSocket(url((location.protocol === \"https:\" ? \"wss://\" : \"ws://\") + "
+    "location.host + \"/ws\"));\n"
+    "  ws.onopen = () => { status(\"connected\"); if (cur) ws.send(JSON.stringify({op: "
+    "\"subscribe\", symbols: [cur.s], iv: cur.iv, id: 1})); };\n"
+    "  ws.onclose = () => { status(\"disconnected; retrying\"); setTimeout(connect, 1000); };\n"
+    "  ws.onmessage = ev => {\n"
+    "    const m = JSON.parse(ev.data);\n"
+    "    if (m.type === \"error\") { status(\"error: \" + m.error); return; }\n"
+    "    if (!cur || m.s !== cur.s || m.iv !== cur.iv) return;\n"
+    "    if (m.type === \"snapshot\") { last = {}; seq = m.seq; }\n"
+    "    else if (m.type === \"delta\") {\n"
+    "      if (m.prev_seq !== seq) { status(\"gap: resync\"); ws.send(JSON.stringify({op: "
+    "\"resync\", symbols: [cur.s], iv: cur.iv, id: 2})); return; }\n"
+    "      seq = m.seq;\n"
+    "    } else return;\n"
+    "    for (const k in m) if (![\"type\", \"s\", \"iv\", \"seq\", \"prev_seq\"].includes(k)) "
+    "last[k] = m[k];\n"
+    "    if (last.ts === undefined) return;\n"
+    "    const b = bars.length && bars[bars.length - 1].ts === last.ts ? bars[bars.length - 1] : "
+    "null;\n"
+    "    if (b) Object.assign(b, last); else { bars.push(Object.assign({}, last)); if (bars.length "
+    "> 200) bars.shift(); }\n"
+    "    status(cur.s + \" seq \" + seq + \" at \" + new Date(last.ts / 1e6).toISOString());\n"
+    "    draw(); table();\n"
+    "  };\n"
+    "}\n"
+    "function table() {\n"
+    "  $(\"vals\").innerHTML = Object.keys(last).map(k => \"<tr><td class=k>\" + k + \"</td><td "
+    "id=v_\" + k + \">\" +\n"
+    "    (typeof last[k] === \"number\" ? +last[k].toFixed(4) : last[k]) + "
+    "\"</td></tr>\").join(\"\");\n"
+    "}\n"
+    "function draw() {\n"
+    "  const cv = $(\"cv\"), g = cv.getContext(\"2d\"), W = cv.width, H = cv.height;\n"
+    "  g.fillStyle = \"#111\"; g.fillRect(0, 0, W, H);\n"
+    "  if (!bars.length) return;\n"
+    "  let lo = Infinity, hi = -Infinity;\n"
+    "  for (const b of bars) for (const k of [\"l\", \"h\", \"bbl\", \"bbu\"]) if (b[k] != null) { "
+    "lo = Math.min(lo, b[k]); hi = Math.max(hi, b[k]); }\n"
+    "  if (hi === lo) { hi += 1; lo -= 1; }\n"
+    "  const y = v => H - 10 - (v - lo) / (hi - lo) * (H - 20), w = W / Math.max(bars.length, "
+    "60);\n"
+    "  bars.forEach((b, i) => {\n"
+    "    const x = i * w + w / 2, up = b.c >= b.o;\n"
+    "    g.strokeStyle = g.fillStyle = up ? \"#3c6\" : \"#e44\";\n"
+    "    g.beginPath(); g.moveTo(x, y(b.h)); g.lineTo(x, y(b.l)); g.stroke();\n"
+    "    g.fillRect(x - w * 0.35, y(Math.max(b.o, b.c)), w * 0.7, Math.max(1, Math.abs(y(b.o) - "
+    "y(b.c))));\n"
+    "  });\n"
+    "  for (const [k, col] of [[\"ema12\", \"#fc3\"], [\"ema26\", \"#39f\"], [\"bbu\", \"#777\"], "
+    "[\"bbl\", \"#777\"]]) {\n"
+    "    g.strokeStyle = col; g.beginPath(); let on = false;\n"
+    "    bars.forEach((b, i) => { if (b[k] == null) return; const x = i * w + w / 2; on ? "
+    "g.lineTo(x, y(b[k])) : g.moveTo(x, y(b[k])); on = true; });\n"
+    "    g.stroke();\n"
+    "  }\n"
+    "}\n"
+    "fetch(url(\"/api/snapshot\")).then(r => r.json()).then(list => {\n"
+    "  $(\"syms\").innerHTML = list.map(m => \"<span data-s=\\\"\" + m.s + \"\\\" data-iv=\\\"\" + "
+    "m.iv + \"\\\">\" + m.s + \" \" + m.iv + \"s \" + m.c + \"</span>\").join(\"\");\n"
+    "  for (const el of $(\"syms\").children) el.onclick = () => { $(\"sym\").value = "
+    "el.dataset.s; $(\"iv\").value = el.dataset.iv; watch(); };\n"
+    "}).catch(() => {});\n"
+    "$(\"go\").onclick = watch;\n"
+    "$(\"sym\").value = q.get(\"s\") || \"ES\";\n"
+    "watch(); connect();\n"
+    "</script></body></html>\n"
+    "\n";
+
+/* Accept the upgrade: 101, wslay takes the connection. */
+static void upgrade(struct client *c, const struct http_request *rq, const char *key, size_t kn,
+		    const char *sym)
+{
+	char q[32];
+	int32_t iv = DEFAULT_IV;
+	if (http_query_get(rq->query, rq->query_len, "iv", q, sizeof q) >= 0) {
+		char *end;
+		long v = strtol(q, &end, 10);
+		if (*end || v <= 0 || v > INT32_MAX)
+			return respond_error(c, 400, "bad iv");
+		iv = (int32_t)v;
+	}
+	/* the format: ?format= wins over the subprotocol; the subprotocol
+	 * answered is one the client offered */
+	bool off_mp = http_header_has_token(rq, "Sec-WebSocket-Protocol", "mdb.msgpack");
+	bool off_js = http_header_has_token(rq, "Sec-WebSocket-Protocol", "mdb.json");
+	bool mp = off_mp && !off_js;
+	if (http_query_get(rq->query, rq->query_len, "format", q, sizeof q) >= 0) {
+		if (strcmp(q, "msgpack") && strcmp(q, "json"))
+			return respond_error(c, 400, "format must be json or msgpack");
+		mp = !strcmp(q, "msgpack");
+	}
+	if (sym && !sym_ok(sym))
+		return respond_error(c, 400, "bad symbol");
+	if (G.nws >= G.o.max_conns)
+		return respond_error(c, 503, "too many connections");
+	if (wslay_event_context_server_init(&c->ws, &ws_callbacks, c) != 0)
+		return respond_error(c, 500, "out of memory");
+	wslay_event_config_set_max_recv_msg_length(c->ws, G.o.max_msg);
+	char acc[HTTP_WS_ACCEPT_LEN + 1], head[256];
+	http_ws_accept(key, kn, acc);
+	const char *proto = mp && off_mp    ? "Sec-WebSocket-Protocol: mdb.msgpack\r\n"
+			    : !mp && off_js ? "Sec-WebSocket-Protocol: mdb.json\r\n"
+					    : "";
+	int n = snprintf(head, sizeof head,
+			 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+			 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
+			 acc, proto);
+	struct frame *f = frame_raw(head, (size_t)n);
+	if (f) {
+		q_push(c, f, Q_CTRL);
+		frame_put(f);
+	}
+	c->st = C_WS;
+	c->msgpack = mp;
+	c->tokens = G.o.max_rate;
+	c->tokens_ns = G.now;
+	c->last_ping_ns = G.now;
+	G.nws++;
+	counter_add(G.k.upgrades, 1);
+	if (sym) {
+		struct stream *st = stream_get(sym, iv);
+		if (st && subscribe(c, st) == 0)
+			send_snapshot(c, st);
+	}
+}
+
+static bool token_ok(const struct http_request *rq)
+{
+	if (!G.o.token)
+		return true;
+	char q[256];
+	size_t tn = strlen(G.o.token);
+	const struct http_header *h = http_header_get(rq, "Authorization");
+	if (h && h->value_len == 7 + tn && strncasecmp(h->value, "Bearer ", 7) == 0 &&
+	    memcmp(h->value + 7, G.o.token, tn) == 0)
+		return true;
+	return http_query_get(rq->query, rq->query_len, "token", q, sizeof q) >= 0 &&
+	       strcmp(q, G.o.token) == 0;
+}
+
+static bool origin_ok(const struct http_request *rq)
+{
+	const struct http_header *h = http_header_get(rq, "Origin");
+	if (!G.o.norigins || !h)
+		return true; /* not a browser, or no list */
+	for (int i = 0; i < G.o.norigins; i++)
+		if (strlen(G.o.origins[i]) == h->value_len &&
+		    strncasecmp(G.o.origins[i], h->value, h->value_len) == 0)
+			return true;
+	return false;
+}
+
+static bool path_is(const struct http_request *rq, const char *p)
+{
+	return rq->path_len == strlen(p) && memcmp(rq->path, p, rq->path_len) == 0;
+}
+
+/* Handle a whole request head of hn bytes. */
+static void on_request(struct client *c, const struct http_request *rq, int hn)
+{
+	c->roff = (size_t)hn; /* what follows the head belongs to the WebSocket */
+	if (!token_ok(rq))
+		return respond_error(c, 401, "token required");
+	if (!origin_ok(rq))
+		return respond_error(c, 403, "origin not allowed");
+	if (rq->method_len != 3 || memcmp(rq->method, "GET", 3) != 0)
+		return respond_error(c, 405, "only GET");
+	const char *live = "/ws/live_data/";
+	size_t ln = strlen(live);
+	if (path_is(rq, "/ws") || (rq->path_len > ln && memcmp(rq->path, live, ln) == 0)) {
+		const char *key;
+		size_t kn;
+		int rc = http_ws_check(rq, &key, &kn);
+		if (rc == -EPROTONOSUPPORT)
+			return respond_error(c, 426, "WebSocket version 13 only");
+		if (rc < 0)
+			return respond_error(c, 400, "not a WebSocket upgrade");
+		char sym[LVC_SYM_MAX];
+		if (rq->path_len > ln &&
+		    http_url_decode(rq->path + ln, rq->path_len - ln, false, sym, sizeof sym) < 0)
+			return respond_error(c, 400, "bad symbol");
+		return upgrade(c, rq, key, kn, rq->path_len > ln ? sym : NULL);
+	}
+	if (path_is(rq, "/"))
+		return respond(c, 200, "text/html; charset=utf-8", dashboard, sizeof dashboard - 1,
+			       NULL);
+	if (path_is(rq, "/api/health"))
+		return http_health(c);
+	if (path_is(rq, "/api/stats"))
+		return http_stats(c);
+	if (path_is(rq, "/metrics"))
+		return http_metrics(c);
+	if (path_is(rq, "/api/snapshot"))
+		return http_snapshot(c);
+	respond_error(c, 404, "no such path");
+}
+
+static void http_input(struct client *c)
+{
+	struct http_request rq;
+	int rc = http_parse_request(c->rbuf, c->rlen, &rq);
+	if (rc > 0)
+		return on_request(c, &rq, rc);
+	if (rc == -EPROTONOSUPPORT)
+		return respond_error(c, 505, "HTTP/1.x only");
+	if (rc == -E2BIG)
+		return respond_error(c, 431, "too many headers");
+	if (rc < 0)
+		return respond_error(c, 400, "malformed request");
+	if (c->rlen == RBUF_SIZE)
+		return respond_error(c, 431, "request head too large");
+}
+
+/* ---- connections ---- */
+
+static void client_free(struct client *c)
+{
+	while (c->nsubs)
+		unsubscribe(c, c->subs[c->nsubs - 1]);
+	free(c->subs);
+	if (c->ws)
+		wslay_event_context_free(c->ws);
+	for (unsigned i = 0; i < c->qn; i++)
+		frame_put(c->q[(c->qhead + i) & (c->qcap - 1)].f);
+	free(c->q);
+	free(c->rbuf);
+	close(c->fd);
+	if (c->st == C_WS || c->st == C_CLOSING)
+		G.nws--;
+	uint32_t gen = c->gen + 1;
+	bool dirty = c->dirty; /* its index stays in the flush list until the next flush */
+	*c = (struct client){.gen = gen, .fd = -1, .dirty = dirty};
+	G.freeidx[G.nfree++] = cidx(c);
+	counter_set(G.k.conns, (uint64_t)--G.nconn);
+}
+
+static void timer_set(bool on)
+{
+	int64_t t = G.o.ping_ns / 4;
+	if (t > NS)
+		t = NS;
+	if (t > G.o.queue_age_ns / 2)
+		t = G.o.queue_age_ns / 2;
+	if (t < 10000000)
+		t = 10000000;
+	struct itimerspec its = {0};
+	if (on)
+		its.it_interval = its.it_value = (struct timespec){t / NS, t % NS};
+	timerfd_settime(G.timer_fd, 0, &its, NULL);
+	G.timer_armed = on;
+}
+
+static void on_accept(int fd)
+{
+	G.accept_armed = false;
+	if (fd < 0) {
+		if (fd != -EINTR && fd != -ECONNABORTED && !G.stopping)
+			logmsg(LOG_WARNING, "accept: %s", strerror(-fd));
+		return;
+	}
+	counter_add(G.k.accepted, 1);
+	if (!G.nfree) {
+		counter_add(G.k.refused, 1);
+		close(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (G.o.sndbuf)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &G.o.sndbuf, sizeof G.o.sndbuf);
+	struct client *c = &G.cl[G.freeidx[--G.nfree]];
+	c->st = C_HTTP;
+	c->fd = fd;
+	c->born_ns = c->progress_ns = G.now;
+	c->rbuf = malloc(RBUF_SIZE);
+	counter_set(G.k.conns, (uint64_t)++G.nconn);
+	if (!G.timer_armed)
+		timer_set(true);
+	if (!c->rbuf) {
+		shut(c);
+		return;
+	}
+	if (G.nconn > G.o.max_conns) {
+		counter_add(G.k.refused, 1);
+		respond_error(c, 503, "too many connections");
+	}
+	arm_recv(c);
+}
+
+static void on_recv(struct client *c, int res)
+{
+	c->recv_busy = false;
+	if (res <= 0 || c->shut) {
+		shut(c);
+		return;
+	}
+	c->rlen += (size_t)res;
+	if (c->st == C_HTTP && !c->close_after_send)
+		http_input(c);
+	if (c->st == C_WS || c->st == C_CLOSING)
+		ws_input(c);
+	else if (c->close_after_send)
+		c->roff = c->rlen = 0; /* ignore anything after the request */
+	arm_recv(c);
+}
+
+static void on_send(struct client *c, int res)
+{
+	c->send_busy = false;
+	if (res < 0) {
+		shut(c);
+		return;
+	}
+	counter_add(G.k.bytes, (uint64_t)res);
+	size_t left = (size_t)res;
+	while (c->qn) {
+		struct qent *e = &c->q[c->qhead];
+		size_t avail = e->f->len - c->head_off;
+		if (left < avail) {
+			c->head_off += (uint32_t)left;
+			break;
+		}
+		left -= avail;
+		c->qbytes -= e->f->len;
+		frame_put(e->f);
+		c->qhead = (c->qhead + 1) & (c->qcap - 1);
+		c->qn--;
+		c->head_off = 0;
+		counter_add(G.k.frames, 1);
+	}
+	if (res > 0)
+		c->progress_ns = G.now;
+	if (c->qn) {
+		mark_dirty(c);
+	} else if (c->close_after_send ||
+		   (c->st == C_CLOSING && wslay_event_get_close_sent(c->ws))) {
+		shut(c);
+	}
+}
+
+/* Housekeeping: pings, lost pongs, stalled and slow clients, timeouts. */
+static void on_tick(void)
+{
+	if (!G.lvc && G.o.lvc_name) {
+		int err;
+		G.lvc = lvc_open(G.o.lvc_name, false, &err);
+	}
+	for (int i = 0; i < G.nslots; i++) {
+		struct client *c = &G.cl[i];
+		if (c->st == C_FREE || c->shut)
+			continue;
+		if (c->st == C_HTTP && G.now - c->born_ns > HTTP_TIMEOUT_NS) {
+			shut(c);
+		} else if (c->st == C_CLOSING && G.now > c->close_deadline) {
+			shut(c);
+		} else if (c->st == C_WS) {
+			int64_t stall = 5 * G.o.queue_age_ns > STALL_MIN_NS ? 5 * G.o.queue_age_ns
+									    : STALL_MIN_NS;
+			if (c->send_busy && G.now - c->progress_ns > stall) {
+				close_slow(c); /* not even the socket moves */
+				continue;
+			}
+			if (G.now - c->last_ping_ns < G.o.ping_ns)
+				continue;
+			c->last_ping_ns = G.now;
+			if (c->ping_out && ++c->missed >= G.o.pong_misses) {
+				counter_add(G.k.closed_ping, 1);
+				ws_close(c, WSLAY_CODE_POLICY_VIOLATION, "no pong");
+				continue;
+			}
+			struct wslay_event_msg ping = {
+			    .opcode = WSLAY_PING, .msg = NULL, .msg_length = 0};
+			wslay_event_queue_msg(c->ws, &ping);
+			wslay_event_send(c->ws);
+			c->ping_out = true;
+		}
+	}
+	if (!G.nconn)
+		timer_set(false);
+}
+
+static void on_completion(struct io_uring_cqe *cqe)
+{
+	uint64_t t = io_uring_cqe_get_data64(cqe);
+	enum op op = (enum op)(t >> 56);
+	int res = cqe->res;
+	switch (op) {
+	case OP_ACCEPT:
+		on_accept(res);
+		return;
+	case OP_STOP:
+		G.stopping = true;
+		return;
+	case OP_RINGS:
+		G.watch_armed = false;
+		arm_read(G.ring_efd, &G.efd_val, OP_RINGS);
+		return;
+	case OP_TIMER:
+		on_tick();
+		arm_read(G.timer_fd, &G.timer_val, OP_TIMER);
+		return;
+	case OP_RECV:
+	case OP_SEND: {
+		struct client *c = &G.cl[(uint32_t)t];
+		if ((c->gen & 0xffffffu) != ((t >> 32) & 0xffffffu))
+			return; /* not ours: cannot happen while ops are counted */
+		c->ops--;
+		if (op == OP_RECV)
+			on_recv(c, res);
+		else
+			on_send(c, res);
+		if (c->shut && c->ops == 0)
+			client_free(c);
+		return;
+	}
+	}
+}
+
+/* ---- setup ---- */
+
+/* Listen on "ADDR:PORT", "[ADDR6]:PORT", or "PORT" / ":PORT" (loopback). */
+static int listen_on(const char *spec)
+{
+	char host[256] = "127.0.0.1";
+	const char *colon = strrchr(spec, ':'), *port = colon ? colon + 1 : spec;
+	if (colon && colon > spec) {
+		if ((size_t)(colon - spec) >= sizeof host)
+			die(2, "--listen %s: address too long", spec);
+		memcpy(host, spec, (size_t)(colon - spec));
+		host[colon - spec] = '\0';
+	}
+	if (!*port)
+		die(2, "--listen %s: no port", spec);
+	char *h = host;
+	if (h[0] == '[' && h[strlen(h) - 1] == ']') {
+		h[strlen(h) - 1] = '\0';
+		h++;
+	}
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+			*ai;
+	int rc = getaddrinfo(h, port, &hints, &ai);
+	if (rc)
+		die(2, "--listen %s: %s", spec, gai_strerror(rc));
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	if (fd < 0)
+		die(1, "socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0)
+		die(1, "listen on %s: %s", spec, strerror(errno));
+	freeaddrinfo(ai);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	char hb[NI_MAXHOST], pb[NI_MAXSERV];
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	getnameinfo((struct sockaddr *)&ss, sl, hb, sizeof hb, pb, sizeof pb,
+		    NI_NUMERICHOST | NI_NUMERICSERV);
+	snprintf(G.bound, sizeof G.bound, "%s%s%s:%s", ss.ss_family == AF_INET6 ? "[" : "", hb,
+		 ss.ss_family == AF_INET6 ? "]" : "", pb);
+	return fd;
+}
+
+static char *read_token(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		die(2, "--token-file %s: %s", path, strerror(errno));
+	char buf[256];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (!buf[0])
+		die(2, "--token-file %s: empty", path);
+	return strdup(buf);
+}
+
+static long parse_count(const char *opt, const char *s, long min, long max)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < min || v > max)
+		die(2, "%s %s: not a number from %ld to %ld", opt, s, min, max);
+	return v;
+}
+
+static int64_t parse_dur(const char *opt, const char *s)
+{
+	long long ns;
+	if (cli_parse_duration(s, &ns) < 0 || ns <= 0)
+		die(2, "%s %s: not a duration", opt, s);
+	return ns;
+}
+
+static unsigned long long parse_size(const char *opt, const char *s)
+{
+	unsigned long long v;
+	if (cli_parse_size(s, &v) < 0 || v == 0)
+		die(2, "%s %s: not a size", opt, s);
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    CLI_LONGOPTS,
+	    {"listen", required_argument, NULL, 'l'},
+	    {"lvc", required_argument, NULL, OPT_LVC},
+	    {"no-lvc", no_argument, NULL, OPT_NO_LVC},
+	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+	    {"allow-origin", required_argument, NULL, OPT_ALLOW_ORIGIN},
+	    {"ping", required_argument, NULL, OPT_PING},
+	    {"pong-misses", required_argument, NULL, OPT_PONG_MISSES},
+	    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+	    {"max-msg", required_argument, NULL, OPT_MAX_MSG},
+	    {"max-subs", required_argument, NULL, OPT_MAX_SUBS},
+	    {"max-rate", required_argument, NULL, OPT_MAX_RATE},
+	    {"queue-bytes", required_argument, NULL, OPT_QUEUE_BYTES},
+	    {"queue-age", required_argument, NULL, OPT_QUEUE_AGE},
+	    {"slow-resyncs", required_argument, NULL, OPT_SLOW_RESYNCS},
+	    {"stale", required_argument, NULL, OPT_STALE},
+	    {"sndbuf", required_argument, NULL, OPT_SNDBUF},
+	    {NULL, 0, NULL, 0},
+	};
+	struct mdb_cli cli = CLI_INIT;
+	struct opts *o = &G.o;
+	*o = (struct opts){.listen = DEFAULT_LISTEN,
+			   .lvc_name = DEFAULT_LVC,
+			   .ping_ns = 20 * NS,
+			   .pong_misses = 2,
+			   .max_conns = 10000,
+			   .max_msg = 4096,
+			   .max_subs = 256,
+			   .max_rate = 20,
+			   .queue_bytes = 256 << 10,
+			   .queue_age_ns = 2 * NS,
+			   .slow_resyncs = 3,
+			   .stale_ns = 300 * NS};
+	log_init(argv[0]);
+	int opt;
+	while ((opt = getopt_long(argc, argv, CLI_SHORTOPTS "l:", longopts, NULL)) != -1) {
+		int rc = cli_option(&cli, opt, optarg);
+		if (rc < 0)
+			die(2, "%s", cli.err);
+		if (rc > 0)
+			continue;
+		switch (opt) {
+		case 'l':
+			o->listen = optarg;
+			break;
+		case OPT_LVC:
+			o->lvc_name = optarg;
+			break;
+		case OPT_NO_LVC:
+			o->lvc_name = NULL;
+			break;
+		case OPT_TOKEN_FILE:
+			o->token = read_token(optarg);
+			break;
+		case OPT_ALLOW_ORIGIN:
+			if (o->norigins == (int)(sizeof o->origins / sizeof *o->origins))
+				die(2, "too many --allow-origin");
+			o->origins[o->norigins++] = optarg;
+			break;
+		case OPT_PING:
+			o->ping_ns = parse_dur("--ping", optarg);
+			break;
+		case OPT_PONG_MISSES:
+			o->pong_misses = (int)parse_count("--pong-misses", optarg, 1, 1000);
+			break;
+		case OPT_MAX_CONNS:
+			o->max_conns = (int)parse_count("--max-conns", optarg, 1, 1 << 20);
+			break;
+		case OPT_MAX_MSG:
+			o->max_msg = parse_size("--max-msg", optarg);
+			break;
+		case OPT_MAX_SUBS:
+			o->max_subs = (int)parse_count("--max-subs", optarg, 1, 1 << 20);
+			break;
+		case OPT_MAX_RATE:
+			o->max_rate = (double)parse_count("--max-rate", optarg, 1, 1 << 20);
+			break;
+		case OPT_QUEUE_BYTES:
+			o->queue_bytes = parse_size("--queue-bytes", optarg);
+			break;
+		case OPT_QUEUE_AGE:
+			o->queue_age_ns = parse_dur("--queue-age", optarg);
+			break;
+		case OPT_SLOW_RESYNCS:
+			o->slow_resyncs = (int)parse_count("--slow-resyncs", optarg, 0, 1000);
+			break;
+		case OPT_STALE:
+			o->stale_ns = parse_dur("--stale", optarg);
+			break;
+		case OPT_SNDBUF: {
+			unsigned long long v = parse_size("--sndbuf", optarg);
+			if (v > (1u << 30))
+				die(2, "--sndbuf %s: too large", optarg);
+			o->sndbuf = (int)v;
+			break;
+		}
+		default:
+			usage(stderr);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	cli_help_version(&cli, "mdb-ws", usage);
+	if (argc > 0 || cli.nout > 0 || cli.json)
+		usage(stderr);
+	if (cli.nin == 0)
+		cli.in[cli.nin++] = DEFAULT_INPUT;
+	for (int i = 0; i < cli.nin; i++)
+		if (strncmp(cli.in[i], "ring:", 5) != 0)
+			die(2, "-i %s: mdb-ws reads rings only (ring:NAME)", cli.in[i]);
+	if (cli_check_endpoints(&cli, NULL) < 0)
+		die(2, "%s", cli.err);
+	struct ep_opts eo;
+	ep_opts_default(&eo);
+	cli_apply(&cli, &eo, "mdb-ws");
+	eo.kind = RING_OBSERVER; /* never hold the pipeline back */
+	eo.spin_ns = 0;
+
+	/* init */
+	cli_catch_signals();
+	signal(SIGPIPE, SIG_IGN);
+	G.lfd = listen_on(o->listen);
+	int err = 0;
+	char msg[512];
+	G.cnt = counters_open("mdb-ws", eo.name, &err);
+	if (!G.cnt)
+		logmsg(LOG_WARNING, "counters: %s (continuing without)", strerror(-err));
+#define KG(x) G.k.x = counter_get(G.cnt, #x)
+	KG(conns);
+	KG(accepted);
+	KG(refused);
+	KG(http);
+	KG(http_err);
+	KG(upgrades);
+	KG(frames);
+	KG(bytes);
+	KG(deltas);
+	KG(snaps);
+	KG(resync_slow);
+	KG(resync_req);
+	KG(dropped);
+	KG(closed_slow);
+	KG(closed_ping);
+	KG(ctl);
+	KG(ctl_err);
+	KG(limited);
+	KG(in);
+	KG(rejects);
+	KG(laps);
+	KG(last);
+	KG(streams);
+	KG(subs);
+#undef KG
+	G.in = inputs_open(cli.in, cli.nin, &eo, &err, msg, sizeof msg);
+	if (!G.in)
+		die(err == -EINVAL ? 2 : 1, "%s", msg);
+	G.nin = cli.nin;
+	G.in_names = cli.in;
+	G.in_last_ns = calloc((size_t)G.nin, sizeof *G.in_last_ns);
+	G.w = calloc((size_t)G.nin, sizeof *G.w);
+	G.codec = codec_new();
+	if (o->lvc_name)
+		G.lvc = lvc_open(o->lvc_name, false, &err);
+	G.nslots = o->max_conns + EXTRA_SLOTS;
+	G.cl = calloc((size_t)G.nslots, sizeof *G.cl);
+	G.freeidx = malloc((size_t)G.nslots * sizeof *G.freeidx);
+	G.dirty = malloc((size_t)G.nslots * sizeof *G.dirty);
+	if (!G.in_last_ns || !G.w || !G.codec || !G.cl || !G.freeidx || !G.dirty)
+		die(1, "out of memory");
+	for (int i = G.nslots - 1; i >= 0; i--) {
+		G.cl[i].fd = -1;
+		G.freeidx[G.nfree++] = i;
+	}
+	G.ring_efd = eventfd(0, EFD_CLOEXEC);
+	G.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	G.stop_fd = cli_stop_fd();
+	if (G.ring_efd < 0 || G.timer_fd < 0 || G.stop_fd < 0)
+		die(1, "eventfd/timerfd: %s", strerror(errno));
+	G.rings = calloc((size_t)G.nin, sizeof *G.rings);
+	if (!G.rings)
+		die(1, "out of memory");
+	for (int i = 0; i < G.nin; i++) {
+		if (!(G.rings[i] = ring_open(cli.in[i] + 5, &err)))
+			die(1, "%s: %s", cli.in[i], strerror(-err));
+		G.w[i].c = inputs_ring(G.in, i);
+		if (pthread_create(&G.w[i].th, NULL, watch, &G.w[i]) != 0)
+			die(1, "pthread_create failed");
+	}
+	int rc = io_uring_queue_init(4096, &G.ring, 0);
+	if (rc < 0)
+		die(1, "io_uring: %s", strerror(-rc));
+	G.now = G.started_ns = mono_ns();
+	arm_accept();
+	struct io_uring_sqe *sqe = sqe_get();
+	io_uring_prep_poll_add(sqe, G.stop_fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, tag(OP_STOP, 0, 0));
+	arm_read(G.ring_efd, &G.efd_val, OP_RINGS);
+	arm_read(G.timer_fd, &G.timer_val, OP_TIMER);
+	logmsg(LOG_INFO, "listening on %s", G.bound);
+	notify_ready(NULL);
+
+	/* loop */
+	int64_t stop_deadline = 0;
+	for (;;) {
+		bool more = drain_inputs();
+		flush_dirty();
+		arm_accept();
+		if (G.stopping && !stop_deadline) {
+			/* finish: tell every WebSocket, then give them a moment */
+			stop_deadline = G.now + NS;
+			close(G.lfd);
+			for (int i = 0; i < G.nslots; i++) {
+				struct client *c = &G.cl[i];
+				if (c->st == C_WS)
+					ws_close(c, WSLAY_CODE_GOING_AWAY, "server stopping");
+				else if (c->st == C_HTTP)
+					shut(c);
+			}
+			flush_dirty();
+		}
+		if (stop_deadline && (G.nconn == 0 || G.now > stop_deadline))
+			break;
+		if (!more)
+			arm_watchers();
+		int64_t wait = more ? 0 : notify_wait_ns(stop_deadline ? NS / 20 : -1);
+		struct io_uring_cqe *cqe;
+		if (wait < 0) {
+			rc = io_uring_submit_and_wait(&G.ring, 1);
+		} else {
+			struct __kernel_timespec ts = {wait / NS, wait % NS};
+			rc = io_uring_submit_and_wait_timeout(&G.ring, &cqe, 1, &ts, NULL);
+		}
+		if (rc < 0 && rc != -EINTR && rc != -ETIME)
+			die(1, "io_uring: %s", strerror(-rc));
+		G.now = mono_ns();
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&G.ring, head, cqe)
+		{
+			on_completion(cqe);
+			n++;
+		}
+		io_uring_cq_advance(&G.ring, n);
+		notify_watchdog();
+	}
+
+	/* finish */
+	notify_stopping();
+	for (int i = 0; i < G.nin; i++) {
+		atomic_store_explicit(&G.w[i].stop, true, memory_order_release);
+		atomic_fetch_add_explicit(&G.w[i].ctl, 1, memory_order_release);
+		shm_futex_wake(&G.w[i].ctl);
+		pthread_join(G.w[i].th, NULL);
+	}
+	io_uring_queue_exit(&G.ring);
+	inputs_close(&G.in);
+	for (int i = 0; i < G.nin; i++)
+		ring_close(&G.rings[i]);
+	lvc_close(&G.lvc);
+	codec_free(&G.codec);
+	counters_close(&G.cnt);
+	return 0;
+}
