@@ -647,6 +647,77 @@ int store_summary(mdb_store *s, int (*fn)(const struct store_series *ser, void *
 	return 0;
 }
 
+int store_history(mdb_store *s, const struct store_range *q,
+		  int (*fn)(const struct mdb_record *bar, const struct mdb_record *feat, void *arg),
+		  void *arg)
+{
+	/* the newest N are found walking the key backwards, then put in order */
+	static const char cols[] =
+	    "SELECT b.ts, b.o, b.h, b.l, b.c, b.v, b.n, b.bv, b.av, b.f, b.src,"
+	    " f.rsi, f.ema12, f.ema26, f.bbm, f.bbu, f.bbl, f.atr, f.vwap, f.vma, f.macd,"
+	    " f.macds, f.macdh, f.mom, f.f, f.ts IS NOT NULL"
+	    " FROM bars b LEFT JOIN feats f ON f.symbol = b.symbol AND f.iv = b.iv AND f.ts = b.ts"
+	    " WHERE b.symbol = ?1 AND b.iv = ?2 AND b.ts >= ?3 AND b.ts < ?4";
+	char sql[1024];
+	if (q->newest)
+		snprintf(sql, sizeof sql, "SELECT * FROM (%s ORDER BY b.ts DESC LIMIT ?5) ORDER BY 1",
+			 cols);
+	else
+		snprintf(sql, sizeof sql, "%s ORDER BY b.ts LIMIT ?5", cols);
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail(s, rc, "history");
+	sqlite3_bind_text(st, 1, q->symbol, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, q->iv);
+	sqlite3_bind_int64(st, 3, q->from_ns);
+	sqlite3_bind_int64(st, 4, q->to_ns);
+	sqlite3_bind_int(st, 5, q->limit > 0 ? q->limit : 1);
+	struct mdb_record bar, feat;
+	/* a NULL column (never stored) reads back as NaN: "absent" in a record */
+#define COL_D(i) (sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i))
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		record_init(&bar, MDB_REC_BAR);
+		snprintf(bar.s, sizeof bar.s, "%s", q->symbol);
+		bar.ts = sqlite3_column_int64(st, 0);
+		bar.bar.iv = (int32_t)q->iv;
+		bar.bar.o = COL_D(1);
+		bar.bar.h = COL_D(2);
+		bar.bar.l = COL_D(3);
+		bar.bar.c = COL_D(4);
+		bar.bar.v = COL_D(5);
+		bar.bar.n = sqlite3_column_int64(st, 6);
+		bar.bar.bv = COL_D(7);
+		bar.bar.av = COL_D(8);
+		bar.bar.f = (uint32_t)sqlite3_column_int64(st, 9);
+		const unsigned char *src = sqlite3_column_text(st, 10);
+		snprintf(bar.src, sizeof bar.src, "%s", src ? (const char *)src : "");
+		record_init(&feat, sqlite3_column_int(st, 25) ? MDB_REC_FEAT : MDB_REC_NONE);
+		if (feat.t == MDB_REC_FEAT) {
+			memcpy(feat.s, bar.s, sizeof feat.s);
+			feat.ts = bar.ts;
+			feat.feat.iv = bar.bar.iv;
+			double *v[] = {&feat.feat.rsi,	&feat.feat.ema12, &feat.feat.ema26,
+				       &feat.feat.bbm,	&feat.feat.bbu,	  &feat.feat.bbl,
+				       &feat.feat.atr,	&feat.feat.vwap,  &feat.feat.vma,
+				       &feat.feat.macd, &feat.feat.macds, &feat.feat.macdh,
+				       &feat.feat.mom};
+			for (int i = 0; i < 13; i++)
+				*v[i] = COL_D(11 + i);
+			feat.feat.f = (uint32_t)sqlite3_column_int64(st, 24);
+		}
+		int r = fn(&bar, &feat, arg);
+		if (r) {
+			sqlite3_finalize(st);
+			return r;
+		}
+	}
+#undef COL_D
+	int e = rc == SQLITE_DONE ? 0 : fail(s, rc, "history");
+	sqlite3_finalize(st);
+	return e;
+}
+
 int store_size(mdb_store *s, uint64_t *db_bytes, uint64_t *wal_bytes)
 {
 	int64_t pages, psz;

@@ -106,6 +106,24 @@ struct store_series {
  * returns fn's value when it is non-zero. Returns 0 or -errno. */
 int store_summary(mdb_store *s, int (*fn)(const struct store_series *ser, void *arg), void *arg);
 
+/* A history query: the bars of (symbol, iv) with from_ns <= ts < to_ns. */
+struct store_range {
+	const char *symbol;
+	int64_t iv;            /* seconds */
+	int64_t from_ns;       /* INT64_MIN: from the oldest */
+	int64_t to_ns;         /* INT64_MAX: up to the newest */
+	int limit;             /* at most this many rows (> 0) */
+	bool newest;           /* the newest `limit` of the range, not the oldest */
+};
+
+/* Call fn(bar, feat, arg) for each bar of the range, oldest first, with the
+ * features stored for the same key (feat->t is MDB_REC_NONE when there are
+ * none). Stops early and returns fn's value when it is non-zero. Read-only;
+ * in WAL mode it never waits for the writer. Returns 0 or -errno. */
+int store_history(mdb_store *s, const struct store_range *q,
+		  int (*fn)(const struct mdb_record *bar, const struct mdb_record *feat, void *arg),
+		  void *arg);
+
 /* Bytes used by the database file and by its write-ahead log. */
 int store_size(mdb_store *s, uint64_t *db_bytes, uint64_t *wal_bytes);
 

@@ -438,3 +438,69 @@ Test(store, summary_lists_each_series_with_its_range)
 	cr_expect_gt(db + wal, 0);
 	store_close(&s);
 }
+
+#define MIN_NS 60000000000LL
+
+struct hist {
+	int n;
+	int64_t ts[16];
+	double c[16], rsi[16];
+	bool has_feat[16];
+};
+
+static int collect_history(const struct mdb_record *b, const struct mdb_record *f, void *arg)
+{
+	struct hist *h = arg;
+	cr_assert_lt(h->n, 16);
+	cr_expect_str_eq(b->s, "ES");
+	cr_expect_eq(b->bar.iv, 60);
+	h->ts[h->n] = b->ts;
+	h->c[h->n] = b->bar.c;
+	h->has_feat[h->n] = f->t == MDB_REC_FEAT;
+	h->rsi[h->n] = f->t == MDB_REC_FEAT ? f->feat.rsi : NAN;
+	h->n++;
+	return 0;
+}
+
+Test(store, history_reads_ranges_oldest_first_with_features)
+{
+	mdb_store *s = open_ok(NULL);
+	cr_assert_eq(store_begin(s), 0);
+	for (int i = 0; i < 10; i++) {
+		put(s, bar("ES", i * MIN_NS, 100 + i, MDB_F_FINAL), 1);
+		if (i % 2 == 0)
+			put(s, feat("ES", i * MIN_NS, 40 + i), 1);
+	}
+	put(s, bar("NQ", 0, 9, MDB_F_FINAL), 1);
+	cr_assert_eq(store_commit(s), 0);
+	store_close(&s);
+
+	struct store_opts o;
+	store_opts_default(&o);
+	o.readonly = true;
+	s = open_ok(&o);
+	struct hist h = {0};
+	/* the newest 3: bars 7, 8, 9 in time order, features where stored */
+	struct store_range q = {"ES", 60, INT64_MIN, INT64_MAX, 3, true};
+	cr_assert_eq(store_history(s, &q, collect_history, &h), 0);
+	cr_assert_eq(h.n, 3);
+	for (int i = 0; i < 3; i++) {
+		cr_expect_eq(h.ts[i], (7 + i) * MIN_NS);
+		cr_expect_eq(h.c[i], 107 + i);
+		cr_expect_eq(h.has_feat[i], (7 + i) % 2 == 0);
+	}
+	cr_expect_eq(h.rsi[1], 48);
+	/* from 2 to before 5, oldest first */
+	memset(&h, 0, sizeof h);
+	q = (struct store_range){"ES", 60, 2 * MIN_NS, 5 * MIN_NS, 100, false};
+	cr_assert_eq(store_history(s, &q, collect_history, &h), 0);
+	cr_assert_eq(h.n, 3);
+	cr_expect_eq(h.ts[0], 2 * MIN_NS);
+	cr_expect_eq(h.ts[2], 4 * MIN_NS);
+	/* another interval, or a symbol with no rows: nothing */
+	memset(&h, 0, sizeof h);
+	q = (struct store_range){"ES", 300, INT64_MIN, INT64_MAX, 100, false};
+	cr_assert_eq(store_history(s, &q, collect_history, &h), 0);
+	cr_expect_eq(h.n, 0);
+	store_close(&s);
+}

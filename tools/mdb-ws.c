@@ -28,6 +28,7 @@
 #include "record.h"
 #include "ring.h"
 #include "shm.h"
+#include "store.h"
 #include "wsmsg.h"
 
 #include <errno.h>
@@ -89,6 +90,8 @@ enum {
 	OPT_SLOW_RESYNCS,
 	OPT_STALE,
 	OPT_SNDBUF,
+	OPT_DB,
+	OPT_MAX_ROWS,
 };
 
 /* io_uring user data: what completed, for which connection slot and generation. */
@@ -191,6 +194,8 @@ struct opts {
 	int slow_resyncs;
 	int64_t stale_ns;
 	int sndbuf; /* SO_SNDBUF of client sockets; 0: the kernel's autotuning */
+	const char *db_path; /* mdb-write's database for /api/bars; NULL: none */
+	int max_rows;        /* rows per /api/bars answer at most */
 };
 
 static struct {
@@ -211,6 +216,7 @@ static struct {
 	int64_t *in_last_ns; /* wall time of the newest record per input */
 	struct watcher *w;
 	mdb_lvc *lvc;
+	mdb_store *db; /* opened read-only on the first /api/bars */
 	mdb_codec *codec;
 	struct stream *buckets[NBUCKETS], *streams;
 	int nstreams;
@@ -238,6 +244,7 @@ static _Noreturn void usage(FILE *out)
 	    "              [--pong-misses N] [--max-conns N] [--max-msg SIZE] [--max-subs N]\n"
 	    "              [--max-rate N] [--queue-bytes SIZE] [--queue-age DURATION]\n"
 	    "              [--slow-resyncs N] [--sndbuf SIZE] [--stale DURATION]\n"
+	    "              [--db DATABASE] [--max-rows N]\n"
 	    "Serve the latest bars and features over WebSocket and HTTP.\n"
 	    "  -i, --input ring:NAME   read bar and feat records from ring NAME, as an\n"
 	    "                          observer (repeatable; default ring:feat)\n"
@@ -259,6 +266,8 @@ static _Noreturn void usage(FILE *out)
 	    "      --slow-resyncs N    close a client after N slow resyncs in 30 s (default 3)\n"
 	    "      --sndbuf SIZE       kernel send buffer per client (default: autotuned)\n"
 	    "      --stale DURATION    /api/health is 503 when an input is quieter (default 5m)\n"
+	    "      --db DATABASE       serve /api/bars from mdb-write's DATABASE (read-only)\n"
+	    "      --max-rows N        rows per /api/bars answer at most (default 10000)\n"
 	    "  -h, --help              show this help\n"
 	    "  -V, --version           show the version\n");
 	exit(out == stdout ? 0 : 2);
@@ -1257,6 +1266,109 @@ static void http_snapshot(struct client *c)
 	body_send(c, &b, 200, "application/json");
 }
 
+/* A query parameter as an int64 in [lo, hi]: 1 when given and good, 0 when
+ * absent (*v untouched), -1 when malformed. */
+static int query_i64(const struct http_request *rq, const char *key, int64_t lo, int64_t hi,
+		     int64_t *v)
+{
+	char q[32], *end;
+	if (http_query_get(rq->query, rq->query_len, key, q, sizeof q) < 0)
+		return 0;
+	errno = 0;
+	long long x = strtoll(q, &end, 10);
+	if (!*q || *end || errno || x < lo || x > hi)
+		return -1;
+	*v = x;
+	return 1;
+}
+
+static void json_num(FILE *f, const char *k, double x)
+{
+	if (!isnan(x))
+		fprintf(f, ",\"%s\":%.17g", k, x);
+}
+
+static int bars_row(const struct mdb_record *b, const struct mdb_record *ft, void *arg)
+{
+	FILE *f = arg;
+	fprintf(f, "%s{\"ts\":%lld", ftell(f) > 1 ? ",\n" : "", (long long)b->ts);
+	json_num(f, "o", b->bar.o);
+	json_num(f, "h", b->bar.h);
+	json_num(f, "l", b->bar.l);
+	json_num(f, "c", b->bar.c);
+	json_num(f, "v", b->bar.v);
+	fprintf(f, ",\"n\":%lld,\"f\":%u", (long long)b->bar.n, b->bar.f);
+	if (ft->t == MDB_REC_FEAT) {
+		const struct mdb_feat *x = &ft->feat;
+		json_num(f, "rsi", x->rsi);
+		json_num(f, "ema12", x->ema12);
+		json_num(f, "ema26", x->ema26);
+		json_num(f, "bbm", x->bbm);
+		json_num(f, "bbu", x->bbu);
+		json_num(f, "bbl", x->bbl);
+		json_num(f, "atr", x->atr);
+		json_num(f, "vwap", x->vwap);
+		json_num(f, "vma", x->vma);
+		json_num(f, "macd", x->macd);
+		json_num(f, "macds", x->macds);
+		json_num(f, "macdh", x->macdh);
+		json_num(f, "mom", x->mom);
+	}
+	fputc('}', f);
+	return 0;
+}
+
+/* GET /api/bars/{symbol}?iv=&from=&to=&limit= : history from mdb-write's
+ * database, read-only, as a JSON array oldest first (from/to in ns since the
+ * epoch, to exclusive; without from, the newest `limit` bars). The query
+ * runs in the event loop: --max-rows bounds its cost (WAL readers never wait
+ * for the writer). */
+static void http_bars(struct client *c, const struct http_request *rq, size_t plen)
+{
+	if (!G.o.db_path)
+		return respond_error(c, 404, "no database (mdb-ws --db)");
+	char sym[LVC_SYM_MAX];
+	if (http_url_decode(rq->path + plen, rq->path_len - plen, false, sym, sizeof sym) < 0 ||
+	    !*sym)
+		return respond_error(c, 400, "bad symbol");
+	int64_t iv = DEFAULT_IV, from = INT64_MIN, to = INT64_MAX;
+	int64_t limit = G.o.max_rows < 1000 ? G.o.max_rows : 1000;
+	int has_from = query_i64(rq, "from", INT64_MIN, INT64_MAX, &from);
+	if (query_i64(rq, "iv", 1, INT32_MAX, &iv) < 0 || has_from < 0 ||
+	    query_i64(rq, "to", INT64_MIN, INT64_MAX, &to) < 0 ||
+	    query_i64(rq, "limit", 1, G.o.max_rows, &limit) < 0)
+		return respond_error(c, 400, "bad iv, from, to or limit");
+	bool newest = !has_from;
+	if (!G.db) {
+		struct store_opts so;
+		store_opts_default(&so);
+		so.readonly = true;
+		so.busy_ms = 100;
+		int err;
+		char msg[256];
+		if (!(G.db = store_open(G.o.db_path, &so, &err, msg, sizeof msg))) {
+			counter_add(G.k.http_err, 1);
+			logmsg(LOG_WARNING, "/api/bars: %s", msg);
+			return respond_error(c, 503, "database not available");
+		}
+	}
+	struct body b;
+	if (!body_open(&b))
+		return respond_error(c, 500, "out of memory");
+	fputc('[', b.f);
+	struct store_range q = {sym, iv, from, to, (int)limit, newest};
+	int rc = store_history(G.db, &q, bars_row, b.f);
+	fputs("]\n", b.f);
+	if (rc < 0) {
+		logmsg(LOG_WARNING, "/api/bars: %s", store_errmsg(G.db));
+		store_close(&G.db); /* reopened by the next request */
+		fclose(b.f);
+		free(b.p);
+		return respond_error(c, 503, "database not available");
+	}
+	body_send(c, &b, 200, "application/json");
+}
+
 /* The dashboard (GET /): one page, nothing from the internet. It subscribes
  * over /ws, draws candles with EMA and Bollinger overlays on a canvas and
  * keeps the latest values in a table; a gap in seq asks for a resync. */
@@ -1491,6 +1603,9 @@ static void on_request(struct client *c, const struct http_request *rq, int hn)
 		return http_metrics(c);
 	if (path_is(rq, "/api/snapshot"))
 		return http_snapshot(c);
+	const char *bars = "/api/bars/";
+	if (rq->path_len > strlen(bars) && memcmp(rq->path, bars, strlen(bars)) == 0)
+		return http_bars(c, rq, strlen(bars));
 	respond_error(c, 404, "no such path");
 }
 
@@ -1821,6 +1936,8 @@ int main(int argc, char **argv)
 	    {"slow-resyncs", required_argument, NULL, OPT_SLOW_RESYNCS},
 	    {"stale", required_argument, NULL, OPT_STALE},
 	    {"sndbuf", required_argument, NULL, OPT_SNDBUF},
+	    {"db", required_argument, NULL, OPT_DB},
+	    {"max-rows", required_argument, NULL, OPT_MAX_ROWS},
 	    {NULL, 0, NULL, 0},
 	};
 	struct mdb_cli cli = CLI_INIT;
@@ -1836,7 +1953,8 @@ int main(int argc, char **argv)
 			   .queue_bytes = 256 << 10,
 			   .queue_age_ns = 2 * NS,
 			   .slow_resyncs = 3,
-			   .stale_ns = 300 * NS};
+			   .stale_ns = 300 * NS,
+			   .max_rows = 10000};
 	log_init(argv[0]);
 	int opt;
 	while ((opt = getopt_long(argc, argv, CLI_SHORTOPTS "l:", longopts, NULL)) != -1) {
@@ -1893,6 +2011,17 @@ int main(int argc, char **argv)
 		case OPT_STALE:
 			o->stale_ns = parse_dur("--stale", optarg);
 			break;
+		case OPT_DB:
+			o->db_path = optarg;
+			break;
+		case OPT_MAX_ROWS: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 1000000)
+				die(2, "--max-rows %s: not a number from 1 to 1000000", optarg);
+			o->max_rows = (int)v;
+			break;
+		}
 		case OPT_SNDBUF: {
 			unsigned long long v = parse_size("--sndbuf", optarg);
 			if (v > (1u << 30))
@@ -2062,6 +2191,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < G.nin; i++)
 		ring_close(&G.rings[i]);
 	lvc_close(&G.lvc);
+	store_close(&G.db);
 	codec_free(&G.codec);
 	counters_close(&G.cnt);
 	return 0;

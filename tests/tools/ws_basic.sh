@@ -66,6 +66,39 @@ start_ws "$tmp/ws3.log" -i ring:feat --name ws3 -l 0 --token-file "$tmp/token" \
 	--allow-origin http://good.example
 check "$port" "$bin" auth s3cret
 
+# /api/bars: history from mdb-write's database, read-only
+for i in $(seq 0 9); do
+	echo "{\"t\":\"bar\",\"s\":\"HB\",\"ts\":$((i * 60000000000)),\"iv\":60,\"o\":1,\"h\":$((10 + i)),\"l\":0.5,\"c\":$((5 + i)),\"v\":3,\"n\":2,\"f\":1}"
+	[ $((i % 2)) -eq 0 ] &&
+		echo "{\"t\":\"feat\",\"s\":\"HB\",\"ts\":$((i * 60000000000)),\"iv\":60,\"rsi\":$((40 + i)),\"f\":1}"
+done | "$bin/mdb-write" --json "$tmp/hist.db" 2>"$tmp/hist.err" || fail "mdb-write: $(cat "$tmp/hist.err")"
+start_ws "$tmp/ws5.log" -i ring:feat --name ws5 --lvc wslvc -l 0 --db "$tmp/hist.db" --max-rows 5
+python3 - "$port" <<'PY' || fail "/api/bars"
+import json, sys, urllib.request, urllib.error
+base = f"http://127.0.0.1:{sys.argv[1]}/api/bars/"
+def get(q):
+    try:
+        with urllib.request.urlopen(base + q, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, None
+st, rows = get("HB?iv=60&limit=3")
+assert st == 200 and [r["ts"] // 60000000000 for r in rows] == [7, 8, 9], rows
+assert rows[0]["c"] == 12 and "rsi" not in rows[0] and rows[1]["rsi"] == 48, rows
+st, rows = get(f"HB?from={2 * 60000000000}&to={5 * 60000000000}")
+assert st == 200 and [r["ts"] // 60000000000 for r in rows] == [2, 3, 4], rows
+st, rows = get("HB")
+assert st == 200 and len(rows) == 5, f"--max-rows 5 caps the default limit: {len(rows)}"
+assert get("HB?limit=6")[0] == 400, "limit above --max-rows"
+assert get("HB?from=x")[0] == 400, "bad from"
+st, rows = get("NOPE")
+assert st == 200 and rows == [], rows
+print("ok - /api/bars: newest N, from/to ranges with features, limits, errors")
+PY
+kill "${pids[-1]}"
+wait "${pids[-1]}" 2>/dev/null
+pass "/api/bars serves the database read-only"
+
 # usage and exit codes
 "$bin/mdb-ws" -h | grep -q '^usage: mdb-ws' || fail "-h"
 "$bin/mdb-ws" -V | grep -q '^mdb-ws ' || fail "-V"
