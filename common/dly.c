@@ -189,6 +189,9 @@ int dly_line_parse(const struct dly_header *h, const char *line, size_t len, str
 				return *why = "a price or volume is not a number", -EBADMSG;
 			if (h->col[i] >= DLY_VOLUME && x < 0)
 				return *why = "a volume is negative", -EBADMSG;
+			/* counts become int64 (trades): keep them well inside it */
+			if (h->col[i] >= DLY_VOLUME && x > 1e15)
+				return *why = "a volume or count is too large", -EBADMSG;
 			*val[h->col[i]] = x;
 		}
 		}

@@ -392,7 +392,10 @@ static int local_bar(const mdb_tz *z, const char *when, struct fsrc_bar *b)
 	int64_t l;
 	if (tz_parse_datetime(when, &l) < 0)
 		return -EINVAL;
-	b->ts = tz_local_to_utc(z, l) * NS;
+	int64_t u = tz_local_to_utc(z, l);
+	if (u > INT64_MAX / NS || u < INT64_MIN / NS)
+		return -EINVAL; /* not representable in ns (beyond +-292 years) */
+	b->ts = u * NS;
 	return 0;
 }
 
@@ -480,6 +483,8 @@ static int parse_td(json_t *root, mdb_tzcache *zones, struct fsrc_result *r)
 		if (u <= prev)
 			u = tz_local_to_utc_later(z, l);
 		prev = u;
+		if (u > INT64_MAX / NS || u < INT64_MIN / NS)
+			return set_status(r, FSRC_ERROR, "datetime out of range in value %zu", i), 0;
 		b.ts = u * NS;
 		if (!num(json_object_get(v, "open"), &b.o) || !num(json_object_get(v, "high"), &b.h) ||
 		    !num(json_object_get(v, "low"), &b.l) || !num(json_object_get(v, "close"), &b.c)) {

@@ -135,8 +135,11 @@ int snap_format(const struct snap *in, char *buf, size_t cap)
 			return -ENOSPC;                                                            \
 		n += (size_t)w_;                                                                   \
 	} while (0)
-	PUT("{\"seq\":%llu,\"ts\":%lld,\"symbols\":{", (unsigned long long)in->seq,
-	    (long long)in->ts);
+	/* ts 0 means the file had none: leave it out, so what is written parses */
+	PUT("{\"seq\":%llu", (unsigned long long)in->seq);
+	if (in->ts)
+		PUT(",\"ts\":%lld", (long long)in->ts);
+	PUT(",\"symbols\":{");
 	for (int i = 0; i < in->n; i++) {
 		const struct snap_quote *q = &in->q[i];
 		PUT("%s\"%s\":{\"ts\":%lld", i ? "," : "", q->s, (long long)q->ts);

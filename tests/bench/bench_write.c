@@ -22,7 +22,7 @@
  * wait against the writer's batch interval.
  *
  * --smoke: a short check for the test suite: every bar arrives, mdb-write
- * exits 0, and the reader never waits a batch interval. Speed is printed,
+ * exits 0, and the reader's p99 wait is under a batch interval. Speed is printed,
  * not judged there (the suite's machine is busy).
  */
 #include "record.h"
@@ -530,7 +530,10 @@ int main(int argc, char **argv)
 	printf("reader during a run (%.0f k bars/s): %ld queries of the newest 100 bars, "
 	       "max wait %.2f ms, p99 %.2f ms; batch interval %.0f ms\n",
 	       wr / 1e3, rd.queries, rd.max_ms, rd.p99_ms, BATCH_MS);
-	bool reader_ok = rd.queries > 0 && rd.max_ms < BATCH_MS;
+	/* the full run judges the longest wait; the smoke run, on a machine busy
+	 * with the rest of the suite (or under ASan), judges p99, since one query
+	 * descheduled for a while says nothing about the writer's locking */
+	bool reader_ok = rd.queries > 0 && (b.smoke ? rd.p99_ms : rd.max_ms) < BATCH_MS;
 	if (!b.smoke)
 		printf("targets: >= %.0f k bars/s %s; reader blocked < one batch %s\n", TARGET_KBPS,
 		       mw / 1e3 >= TARGET_KBPS ? "met" : "MISSED", reader_ok ? "met" : "MISSED");
@@ -538,7 +541,7 @@ int main(int argc, char **argv)
 	rm_rf(b.dir);
 	rm_rf(b.shm);
 	if (!reader_ok)
-		errx(1, "the reader waited %.2f ms (%ld queries): longer than a batch", rd.max_ms,
-		     rd.queries);
+		errx(1, "the reader waited up to %.2f ms, p99 %.2f ms (%ld queries): longer than a batch",
+		     rd.max_ms, rd.p99_ms, rd.queries);
 	return 0;
 }
