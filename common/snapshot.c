@@ -135,6 +135,20 @@ int snap_format(const struct snap *in, char *buf, size_t cap)
 			return -ENOSPC;                                                            \
 		n += (size_t)w_;                                                                   \
 	} while (0)
+	/* a JSON string: names may hold quotes, backslashes and control bytes */
+#define PUT_STR(str)                                                                               \
+	do {                                                                                       \
+		PUT("\"");                                                                         \
+		for (const unsigned char *c_ = (const unsigned char *)(str); *c_; c_++) {          \
+			if (*c_ == '"' || *c_ == '\\')                                              \
+				PUT("\\%c", *c_);                                                   \
+			else if (*c_ < 0x20)                                                       \
+				PUT("\\u%04x", *c_);                                                \
+			else                                                                       \
+				PUT("%c", *c_);                                                    \
+		}                                                                                  \
+		PUT("\"");                                                                         \
+	} while (0)
 	/* ts 0 means the file had none: leave it out, so what is written parses */
 	PUT("{\"seq\":%llu", (unsigned long long)in->seq);
 	if (in->ts)
@@ -142,12 +156,18 @@ int snap_format(const struct snap *in, char *buf, size_t cap)
 	PUT(",\"symbols\":{");
 	for (int i = 0; i < in->n; i++) {
 		const struct snap_quote *q = &in->q[i];
-		PUT("%s\"%s\":{\"ts\":%lld", i ? "," : "", q->s, (long long)q->ts);
-		for (int f = 0; f < q->nf; f++)
-			PUT(",\"%s\":%.17g", q->key[f], q->val[f]);
+		PUT("%s", i ? "," : "");
+		PUT_STR(q->s);
+		PUT(":{\"ts\":%lld", (long long)q->ts);
+		for (int f = 0; f < q->nf; f++) {
+			PUT(",");
+			PUT_STR(q->key[f]);
+			PUT(":%.17g", q->val[f]);
+		}
 		PUT("}");
 	}
 	PUT("}}\n");
+#undef PUT_STR
 #undef PUT
 	return (int)n;
 }

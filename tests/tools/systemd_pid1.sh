@@ -77,6 +77,8 @@ mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/mdb-test/bin /run/mdb-test/out /run/mdb-test/root/etc /run/systemd/system
 mount --bind "$out" /run/mdb-test/out
 cp "$cgroups" /run/mdb-test/cgroups
+# the source may be under /tmp, which is about to be a private tmpfs
+cp "$src/systemd/mdb.tmpfiles" /run/mdb-test/mdb.tmpfiles
 for t in "$build"/tools/mdb-*; do [ -f "$t" ] && [ -x "$t" ] && cp "$t" /run/mdb-test/bin/; done
 for u in "$build"/systemd/*.service "$build"/systemd/mdb.target; do
 	sed 's|^ExecStart=[^ ]*/\(mdb-[a-z]*\)|ExecStart=/run/mdb-test/bin/\1|' "$u" >"/run/systemd/system/${u##*/}"
@@ -121,7 +123,7 @@ while read -r mnt type opts path; do
 	else mount -t cgroup -o "$opts" cgroup "$mnt"; fi
 done </run/mdb-test/cgroups
 # the ring and data directories by the shipped tmpfiles.d (only those)
-systemd-tmpfiles --create --prefix=/dev/shm --prefix=/var/lib "$src/systemd/mdb.tmpfiles"
+systemd-tmpfiles --create --prefix=/dev/shm --prefix=/var/lib /run/mdb-test/mdb.tmpfiles
 install -d -o mdb -g mdb -m 0750 /var/lib/mdb/scid
 export container=mdb-test
 # its own log would go to the host's console: none (the stages log to files)
