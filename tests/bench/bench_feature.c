@@ -13,6 +13,7 @@
  * The ratios are ring->ring and kernel over recompute, from the same run.
  * Bars are closed 60 s bars of 100 symbols in turn.
  */
+#include "benchutil.h"
 #include "indicators.h"
 #include "record.h"
 #include "ring.h"
@@ -50,13 +51,6 @@ struct opts {
 	char shm[64];
 };
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static _Noreturn void usage(FILE *out)
 {
 	fprintf(out, "usage: bench_feature [--smoke] [-n bars] [-r runs]\n"
@@ -87,18 +81,6 @@ static struct ind_bar make_bar(long i, double *price)
 	return b;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* CPU seconds (user + system) used so far by process pid, or -1. */
 static double cpu_seconds(pid_t pid)
 {
@@ -115,12 +97,6 @@ static double cpu_seconds(pid_t pid)
 	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st, (void)flag, (void)f;
-	return remove(p);
 }
 
 /* mdb-feature ring -> ring: bars/s, or < 0 on failure; *cpu_ns gets the
@@ -187,22 +163,22 @@ static double run_pipeline(const struct opts *o, int run, double *cpu_ns)
 		_exit(127);
 	}
 	long want = 2 * o->bars, got = 0, feats = 0;
-	int64_t t0 = 0, t1 = 0, deadline = now_ns() + RUN_TIMEOUT_NS;
+	int64_t t0 = 0, t1 = 0, deadline = mono_ns() + RUN_TIMEOUT_NS;
 	struct ring_rec rec;
 	while (got < want) {
 		rc = ring_next(c, &rec);
 		if (rc == 1) {
 			if (!got)
-				t0 = now_ns();
+				t0 = mono_ns();
 			got++;
 			feats += rec.type == MDB_REC_FEAT;
 			continue;
 		}
-		if (now_ns() > deadline || waitpid(pid, NULL, WNOHANG) == pid)
+		if (mono_ns() > deadline || waitpid(pid, NULL, WNOHANG) == pid)
 			break;
 		ring_wait(c, 10000000);
 	}
-	t1 = now_ns();
+	t1 = mono_ns();
 	double cpu = cpu_seconds(pid);
 	*cpu_ns = cpu < 0 ? NAN : cpu * 1e9 / (double)o->bars;
 	/* SIGTERM until it goes: one that lands just before mdb-feature goes
@@ -240,12 +216,12 @@ static double run_kernel(const struct opts *o, double *sink)
 	for (long i = 0; i < o->kernel; i++)
 		bars[i] = make_bar(i, &price[i % SYMBOLS]);
 	struct ind_values v;
-	int64_t t0 = now_ns();
+	int64_t t0 = mono_ns();
 	for (long i = 0; i < o->kernel; i++) {
 		ind_commit(s[i % SYMBOLS], &bars[i], &v);
 		*sink += v.rsi;
 	}
-	int64_t t1 = now_ns();
+	int64_t t1 = mono_ns();
 	for (int i = 0; i < SYMBOLS; i++)
 		ind_free(&s[i]);
 	free(bars);
@@ -265,7 +241,7 @@ static double run_recompute(const struct opts *o, double *sink)
 	for (long i = 0; i < n; i++)
 		bars[i] = make_bar(i * SYMBOLS, &price);
 	struct ind_values v;
-	int64_t t0 = now_ns();
+	int64_t t0 = mono_ns();
 	for (long u = 0; u < o->updates; u++) {
 		ind_series *s = ind_new(&p); /* from scratch, as the old bridges did */
 		for (long i = u + 1; i <= u + WINDOW; i++)
@@ -273,7 +249,7 @@ static double run_recompute(const struct opts *o, double *sink)
 		*sink += v.rsi;
 		ind_free(&s);
 	}
-	int64_t t1 = now_ns();
+	int64_t t1 = mono_ns();
 	free(bars);
 	return o->updates / ((t1 - t0) / 1e9);
 }
@@ -355,7 +331,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "run %d: ring->ring %.2f M bars/s (%.0f ns CPU/bar), kernel %.1f M bars/s, recompute %.0f updates/s\n",
 			i + 1, pipe[i] / 1e6, cpu[i], kern[i] / 1e6, rec[i]);
 	}
-	nftw(o.shm, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	rm_rf(o.shm);
 	if (status)
 		return status;
 	double mp = median(pipe, o.runs), mk = median(kern, o.runs), mr = median(rec, o.runs);

@@ -31,6 +31,7 @@
  * pipe), then tells the producer to go. Children report through a shared
  * anonymous mapping; SIGCHLD and SIGINT/SIGTERM/SIGHUP arrive on a signalfd.
  */
+#include "benchutil.h"
 #include "cli.h"
 #include "ring.h"
 
@@ -192,13 +193,6 @@ static void usage(FILE *out)
 	exit(out == stdout ? 0 : 2);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void nap(int64_t ns)
 {
 	struct timespec ts = {ns / 1000000000LL, ns % 1000000000LL};
@@ -339,17 +333,17 @@ static int produce(const struct bench *b, const struct run *run, struct port *p)
 	while (atomic_load(&bd->warmed) < (uint32_t)run->nc)
 		nap(20000);
 	uint64_t end = run->warm + run->count, held = held_ns(p);
-	bd->t_first = now_ns();
+	bd->t_first = mono_ns();
 	if (!run->gap) {
 		for (m.seq = run->warm; m.seq < end; m.seq++)
 			if ((rc = port_send(p, &m)) < 0)
 				return rc;
 	} else {
 		struct timespec ts;
-		int64_t next = now_ns();
+		int64_t next = mono_ns();
 		for (m.seq = run->warm; m.seq < end; m.seq++) {
 			if (run->m == M_SPIN) {
-				while (now_ns() < next)
+				while (mono_ns() < next)
 					cpu_relax();
 			} else {
 				ts.tv_sec = next / 1000000000LL;
@@ -358,7 +352,7 @@ static int produce(const struct bench *b, const struct run *run, struct port *p)
 				       EINTR)
 					;
 			}
-			m.ts_ns = now_ns();
+			m.ts_ns = mono_ns();
 			if ((rc = port_send(p, &m)) < 0)
 				return rc;
 			/* after a hiccup, go on from now rather than catch up in a burst */
@@ -408,7 +402,7 @@ static int consume(const struct bench *b, const struct run *run, int idx, struct
 		}
 		if (m.seq >= run->warm) {
 			if (lat) {
-				int64_t d = now_ns() - m.ts_ns;
+				int64_t d = mono_ns() - m.ts_ns;
 				lat[received] = d < 0		 ? 0
 						: d > UINT32_MAX ? UINT32_MAX
 								 : (uint32_t)d;
@@ -423,7 +417,7 @@ static int consume(const struct bench *b, const struct run *run, int idx, struct
 		}
 	}
 	struct cons_out *o = &bd->out[idx];
-	o->t_last = now_ns();
+	o->t_last = mono_ns();
 	o->received = received;
 	o->lost = lost + (end - want);
 	o->errors = errors;
@@ -523,7 +517,7 @@ static int supervise(struct bench *b, struct run *run, int want, int64_t deadlin
 	for (;;) {
 		if (want > 0 ? got >= want : run->nalive == 0)
 			return 0;
-		int64_t left = deadline - now_ns();
+		int64_t left = deadline - mono_ns();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		struct pollfd pf[2] = {{.fd = b->sigfd, .events = POLLIN},
@@ -636,7 +630,7 @@ static int run_once(struct bench *b, struct run *run, struct outcome *res)
 		rc = -errno;
 		goto out;
 	}
-	int64_t deadline = now_ns() + budget_ns(run);
+	int64_t deadline = mono_ns() + budget_ns(run);
 	if ((rc = spawn(b, run, -1)) < 0 || (rc = supervise(b, run, 1, deadline)) < 0)
 		goto out;
 	for (int i = 0; i < run->nc; i++)
@@ -667,21 +661,13 @@ out:
 
 /* ---- report ---- */
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(const struct series *s, enum metric v)
+/* The median of metric v over a series' runs. */
+static double series_median(const struct series *s, enum metric v)
 {
 	double x[MAX_RUNS];
-	if (s->n == 0)
-		return 0;
 	for (int i = 0; i < s->n; i++)
 		x[i] = s->o[i].v[v];
-	qsort(x, s->n, sizeof x[0], cmp_double);
-	return s->n % 2 ? x[s->n / 2] : (x[s->n / 2 - 1] + x[s->n / 2]) / 2;
+	return median(x, s->n);
 }
 
 static double extreme(const struct series *s, enum metric v, bool max)
@@ -722,9 +708,9 @@ static const char *fmt_lat(char *buf, size_t size, const struct series *s)
 	if (!valid(s))
 		snprintf(buf, size, "-");
 	else
-		snprintf(buf, size, "%s / %s / %s", fmt_us(a, sizeof a, median(s, V_P50)),
-			 fmt_us(c, sizeof c, median(s, V_P99)),
-			 fmt_us(d, sizeof d, median(s, V_P999)));
+		snprintf(buf, size, "%s / %s / %s", fmt_us(a, sizeof a, series_median(s, V_P50)),
+			 fmt_us(c, sizeof c, series_median(s, V_P99)),
+			 fmt_us(d, sizeof d, series_median(s, V_P999)));
 	return buf;
 }
 
@@ -733,7 +719,7 @@ static const char *fmt_mps(char *buf, size_t size, const struct series *s)
 	if (!valid(s))
 		snprintf(buf, size, "-");
 	else
-		snprintf(buf, size, "%.2f", median(s, V_MPS));
+		snprintf(buf, size, "%.2f", series_median(s, V_MPS));
 	return buf;
 }
 
@@ -807,11 +793,11 @@ static void print_table(const struct bench *b, results res)
 			snprintf(name, sizeof name, "%dc %s", b->counts[ci], mode_name[m]);
 			printf("%-9s | %8s %8s %8s | %-21s %-21s %-6s\n", name,
 			       fmt_mps(s[0], sizeof s[0], tr), fmt_mps(s[1], sizeof s[1], tz),
-			       fmt_ratio(s[2], sizeof s[2], valid(tr) ? median(tr, V_MPS) : 0,
-					 valid(tz) ? median(tz, V_MPS) : 0),
+			       fmt_ratio(s[2], sizeof s[2], valid(tr) ? series_median(tr, V_MPS) : 0,
+					 valid(tz) ? series_median(tz, V_MPS) : 0),
 			       fmt_lat(s[3], sizeof s[3], lr), fmt_lat(s[4], sizeof s[4], lz),
-			       fmt_ratio(s[5], sizeof s[5], valid(lz) ? median(lz, V_P99) : 0,
-					 valid(lr) ? median(lr, V_P99) : 0));
+			       fmt_ratio(s[5], sizeof s[5], valid(lz) ? series_median(lz, V_P99) : 0,
+					 valid(lr) ? series_median(lr, V_P99) : 0));
 		}
 	}
 	printf("\n");
@@ -832,26 +818,26 @@ static void print_lines(const struct bench *b, results res)
 			snprintf(name, sizeof name, "%dc %s", b->counts[ci], mode_name[m]);
 			printf("ring %-8s throughput %s M/s (runs %.1f-%.1f, held %.0f%%)", name,
 			       fmt_mps(s[0], sizeof s[0], tr), extreme(tr, V_MPS, false),
-			       extreme(tr, V_MPS, true), median(tr, V_HELD) * 100);
+			       extreme(tr, V_MPS, true), series_median(tr, V_HELD) * 100);
 			if (b->zmq)
 				printf(
 				    "  |  zmq %s M/s  |  ratio %s", fmt_mps(s[1], sizeof s[1], tz),
-				    fmt_ratio(s[2], sizeof s[2], valid(tr) ? median(tr, V_MPS) : 0,
-					      valid(tz) ? median(tz, V_MPS) : 0));
+				    fmt_ratio(s[2], sizeof s[2], valid(tr) ? series_median(tr, V_MPS) : 0,
+					      valid(tz) ? series_median(tz, V_MPS) : 0));
 			printf("\nring %-8s latency p50 %s µs p99 %s µs p99.9 %s µs", name,
-			       fmt_us(s[0], sizeof s[0], median(lr, V_P50)),
-			       fmt_us(s[1], sizeof s[1], median(lr, V_P99)),
-			       fmt_us(s[2], sizeof s[2], median(lr, V_P999)));
+			       fmt_us(s[0], sizeof s[0], series_median(lr, V_P50)),
+			       fmt_us(s[1], sizeof s[1], series_median(lr, V_P99)),
+			       fmt_us(s[2], sizeof s[2], series_median(lr, V_P999)));
 			if (!b->zmq) {
 				printf("\n");
 				continue;
 			}
 			printf("  |  zmq p50 %s µs p99 %s µs p99.9 %s µs  |  ratio p50 %s p99 %s\n",
-			       fmt_us(s[3], sizeof s[3], median(lz, V_P50)),
-			       fmt_us(s[4], sizeof s[4], median(lz, V_P99)),
-			       fmt_us(s[5], sizeof s[5], median(lz, V_P999)),
-			       fmt_ratio(s[6], sizeof s[6], median(lz, V_P50), median(lr, V_P50)),
-			       fmt_ratio(s[7], sizeof s[7], median(lz, V_P99), median(lr, V_P99)));
+			       fmt_us(s[3], sizeof s[3], series_median(lz, V_P50)),
+			       fmt_us(s[4], sizeof s[4], series_median(lz, V_P99)),
+			       fmt_us(s[5], sizeof s[5], series_median(lz, V_P999)),
+			       fmt_ratio(s[6], sizeof s[6], series_median(lz, V_P50), series_median(lr, V_P50)),
+			       fmt_ratio(s[7], sizeof s[7], series_median(lz, V_P99), series_median(lr, V_P99)));
 			for (int k = 0; k < K_N; k++) {
 				const struct series *z = cell(b, res, ci, m, k, T_ZMQ);
 				if (z != &res[ci][m][k][T_ZMQ])
@@ -882,10 +868,10 @@ static void print_targets(const struct bench *b, results res)
 	const struct series *tz = &res[one][M_SPIN][K_TPUT][T_ZMQ];
 	const struct series *ls = &res[one][M_SPIN][K_LAT][T_RING];
 	const struct series *ll = &res[one][M_SLEEP][K_LAT][T_RING];
-	double mps = valid(tr) ? median(tr, V_MPS) : 0;
-	double zmps = valid(tz) ? median(tz, V_MPS) : 0;
-	double p99s = valid(ls) ? median(ls, V_P99) : 1e9;
-	double p99l = valid(ll) ? median(ll, V_P99) : 1e9;
+	double mps = valid(tr) ? series_median(tr, V_MPS) : 0;
+	double zmps = valid(tz) ? series_median(tz, V_MPS) : 0;
+	double p99s = valid(ls) ? series_median(ls, V_P99) : 1e9;
+	double p99l = valid(ll) ? series_median(ll, V_P99) : 1e9;
 	bool ok_mps = mps >= TARGET_MPS, ok_ratio = zmps > 0 && mps / zmps >= TARGET_RATIO;
 	bool ok_s = p99s < TARGET_P99_SPIN_US, ok_l = p99l < TARGET_P99_SLEEP_US;
 	char ratio[16];
@@ -917,20 +903,6 @@ static int parse_list(const char *s, int *out, int max, int lo, int hi)
 			return -EINVAL;
 		s = end + 1;
 	}
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static const char *run_error(int rc)
@@ -1189,7 +1161,7 @@ int main(int argc, char **argv)
 
 	print_header(&b);
 	fflush(stdout);
-	int64_t t0 = now_ns();
+	int64_t t0 = mono_ns();
 	if (run_all(&b, res) == -EINTR) {
 		warnx("stopped by signal %d", b.signo);
 		status = 128 + b.signo;
@@ -1209,7 +1181,7 @@ int main(int argc, char **argv)
 			for (int k = 0; k < K_N && b.zmq && b.mode_on[m]; k++)
 				if (res[ci][m][k][T_ZMQ].failed && b.smoke)
 					ok = false;
-	printf("%s in %.1f s: %s\n", b.smoke ? "smoke" : "bench", (now_ns() - t0) / 1e9,
+	printf("%s in %.1f s: %s\n", b.smoke ? "smoke" : "bench", (mono_ns() - t0) / 1e9,
 	       ok ? "every ring record seen, in order" : "FAILED");
 	status = ok ? 0 : 1;
 out:

@@ -32,6 +32,7 @@
  * every catch-up record arrives, values are checked; the poller polls every
  * 100 ms instead of 5 s. Speeds are printed, not judged there.
  */
+#include "benchutil.h"
 #include "record.h"
 #include "ring.h"
 #include "scid.h"
@@ -73,30 +74,11 @@ struct bench {
 	char watch[PATH_MAX]; /* the mdb-watch binary */
 };
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void sleep_ns(int64_t ns)
 {
 	struct timespec ts = {ns / 1000000000, ns % 1000000000};
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* The q-quantile of v[0..n) (sorts v). */
@@ -105,17 +87,6 @@ static double quantile(double *v, long n, double q)
 	qsort(v, (size_t)n, sizeof *v, cmp_double);
 	long i = (long)(q * (double)(n - 1) + 0.5);
 	return v[i];
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st, (void)flag, (void)f;
-	return remove(p);
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* A fresh .scid file dir/name with its header; returns its fd (append). */
@@ -221,14 +192,14 @@ static void lat_watch(const struct bench *b, int run, double *lat)
 	for (long i = 0; i < b->appends; i++) {
 		sleep_ns(1000000 + (int64_t)(rand_r(&seed) % 2000) * 1000);
 		make_rec(k++, rec);
-		int64_t t0 = now_ns();
+		int64_t t0 = mono_ns();
 		if (write(fd, rec, sizeof rec) != (ssize_t)sizeof rec)
 			err(1, "write");
 		int got;
 		while ((got = ring_next(c, &rr)) == 0)
 			if (ring_wait(c, 2000000000) == 0)
 				errx(1, "append %ld: no record within 2 s", i);
-		int64_t t1 = now_ns();
+		int64_t t1 = mono_ns();
 		if (got != 1 || rr.type != MDB_REC_TICK)
 			errx(1, "append %ld: not a tick in the ring", i);
 		/* the record is the one appended: its ts */
@@ -269,7 +240,7 @@ static _Noreturn void bare_main(const char *dir, const char *path, FILE *out)
 		ssize_t n;
 		while ((n = pread(fd, buf, sizeof buf, off)) > 0) {
 			off += n;
-			fprintf(out, "%lld\n", (long long)now_ns());
+			fprintf(out, "%lld\n", (long long)mono_ns());
 			fflush(out);
 		}
 	}
@@ -295,7 +266,7 @@ static _Noreturn void poll_main(const char *path, double period, FILE *out)
 		ssize_t n;
 		while ((n = pread(fd, buf, sizeof buf, off)) > 0)
 			off += n;
-		fprintf(out, "%lld\n", (long long)now_ns());
+		fprintf(out, "%lld\n", (long long)mono_ns());
 		fflush(out);
 	}
 }
@@ -370,7 +341,7 @@ static bool lat_peer(const struct bench *b, enum peer p, int run, long n, double
 		else
 			sleep_ns(1000000 + (int64_t)(rand_r(&seed) % 2000) * 1000);
 		make_rec(i, rec);
-		int64_t t0 = now_ns();
+		int64_t t0 = mono_ns();
 		if (write(fd, rec, sizeof rec) != (ssize_t)sizeof rec)
 			err(1, "write");
 		if (!fgets(line, sizeof line, in))
@@ -432,7 +403,7 @@ static double catchup_watch(const struct bench *b, int run, double *from_exec, d
 				 : NULL;
 	if (!c)
 		errx(1, "ring: %s", strerror(-rc));
-	int64_t t_exec = now_ns(), t_first = 0;
+	int64_t t_exec = mono_ns(), t_first = 0;
 	pid_t pid = spawn_watch(b, dir, ring);
 	struct ring_rec rr;
 	long got = 0;
@@ -445,7 +416,7 @@ static double catchup_watch(const struct bench *b, int run, double *from_exec, d
 			continue;
 		}
 		if (!got)
-			t_first = now_ns();
+			t_first = mono_ns();
 		got++;
 		if (b->smoke) { /* check every value in the smoke run */
 			static mdb_codec *codec;
@@ -459,7 +430,7 @@ static double catchup_watch(const struct bench *b, int run, double *from_exec, d
 				errx(1, "catch-up: record %ld is wrong", got - 1);
 		}
 	}
-	int64_t t_last = now_ns();
+	int64_t t_last = mono_ns();
 	ring_release(c);
 	*cpu = (double)b->catchup / stop_child(pid, "mdb-watch");
 	ring_consumer_close(&c);
@@ -490,7 +461,7 @@ static double catchup_bare(const struct bench *b, int run)
 	uint8_t enc[MDB_REC_MAX_BYTES];
 	off_t off = SCID_HEADER_SIZE;
 	long n = 0;
-	int64_t t0 = now_ns();
+	int64_t t0 = mono_ns();
 	ssize_t got;
 	while ((got = pread(fd, buf, CHUNK / SCID_RECORD_SIZE * SCID_RECORD_SIZE, off)) > 0) {
 		for (ssize_t i = 0; i + SCID_RECORD_SIZE <= got; i += SCID_RECORD_SIZE) {
@@ -509,7 +480,7 @@ static double catchup_bare(const struct bench *b, int run)
 		}
 		ring_flush(r);
 	}
-	int64_t t1 = now_ns();
+	int64_t t1 = mono_ns();
 	if (n != b->catchup)
 		errx(1, "bare: %ld records, wanted %ld", n, b->catchup);
 	free(buf);

@@ -25,6 +25,7 @@
  * exits 0, and the reader's p99 wait is under a batch interval. Speed is printed,
  * not judged there (the suite's machine is busy).
  */
+#include "benchutil.h"
 #include "record.h"
 #include "ring.h"
 
@@ -63,25 +64,6 @@ struct bench {
 	char writer[PATH_MAX]; /* the mdb-write binary */
 };
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static void make_bar(struct mdb_record *r, long k)
 {
 	record_init(r, MDB_REC_BAR);
@@ -98,17 +80,6 @@ static void make_bar(struct mdb_record *r, long k)
 	r->bar.av = r->bar.v / 2;
 	r->bar.f = MDB_F_FINAL;
 	snprintf(r->src, sizeof r->src, "bench");
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st, (void)flag, (void)f;
-	return remove(p);
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static void rm_db(const char *path)
@@ -183,13 +154,13 @@ static void *reader_main(void *arg)
 				for (long q = 0; !atomic_load(&rd->stop); q++) {
 					char sym[16];
 					snprintf(sym, sizeof sym, "SYM%02ld", q % SYMBOLS);
-					int64_t t0 = now_ns();
+					int64_t t0 = mono_ns();
 					sqlite3_bind_text(st, 1, sym, -1, SQLITE_TRANSIENT);
 					int rc;
 					while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 						;
 					sqlite3_reset(st);
-					double ms = (double)(now_ns() - t0) / 1e6;
+					double ms = (double)(mono_ns() - t0) / 1e6;
 					if (rc != SQLITE_DONE)
 						errx(1, "reader: %s", sqlite3_errmsg(db));
 					if (rd->queries < rd->cap)
@@ -268,7 +239,7 @@ static double run_writer(const struct bench *b, int idx, struct reader *rd, doub
 	}
 	struct mdb_record rec;
 	uint8_t buf[MDB_REC_MAX_BYTES];
-	int64_t t0 = now_ns();
+	int64_t t0 = mono_ns();
 	for (long k = 0; k < b->bars; k++) {
 		make_bar(&rec, k);
 		int n = record_encode(&rec, buf, sizeof buf);
@@ -280,7 +251,7 @@ static double run_writer(const struct bench *b, int idx, struct reader *rd, doub
 			errx(1, "mdb-write died");
 		usleep(500);
 	}
-	int64_t t1 = now_ns();
+	int64_t t1 = mono_ns();
 	if (rd) {
 		atomic_store(&rd->stop, true);
 		pthread_join(th, NULL);
@@ -335,7 +306,7 @@ static double run_bare(const struct bench *b, bool tuned)
 		long n = b->bars - k0 < 50000 ? b->bars - k0 : 50000;
 		for (long i = 0; i < n; i++) /* made before the clock runs: rows from memory */
 			make_bar(&recs[i], k0 + i);
-		int64_t t0 = now_ns();
+		int64_t t0 = mono_ns();
 		db_exec(db, "BEGIN");
 		for (long i = 0; i < n; i++) {
 			const struct mdb_record *r = &recs[i];
@@ -357,7 +328,7 @@ static double run_bare(const struct bench *b, bool tuned)
 			sqlite3_reset(st);
 		}
 		db_exec(db, "COMMIT");
-		t += now_ns() - t0;
+		t += mono_ns() - t0;
 	}
 	free(recs);
 	sqlite3_finalize(st);
@@ -375,7 +346,7 @@ static double run_naive(const struct bench *b)
 	db_exec(db, bars_ddl);
 	struct mdb_record r;
 	char sql[512];
-	int64_t t0 = now_ns();
+	int64_t t0 = mono_ns();
 	for (long k = 0; k < b->naive_rows; k++) {
 		make_bar(&r, k);
 		snprintf(
@@ -386,7 +357,7 @@ static double run_naive(const struct bench *b)
 		    (long long)r.bar.n, r.bar.bv, r.bar.av, r.bar.f, r.src);
 		db_exec(db, sql);
 	}
-	int64_t t1 = now_ns();
+	int64_t t1 = mono_ns();
 	sqlite3_close(db);
 	rm_db(path);
 	return (double)b->naive_rows / ((double)(t1 - t0) / 1e9);

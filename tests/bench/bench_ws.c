@@ -18,6 +18,7 @@
  * tests/bench/node_modules (npm install ws in tests/bench; git ignores it).
  * Without them the peer is reported as missing and only ours runs.
  */
+#include "benchutil.h"
 #include "record.h"
 #include "ring.h"
 
@@ -72,28 +73,10 @@ static int64_t now_real(void)
 	return ts.tv_sec * NS + ts.tv_nsec;
 }
 
-static int64_t now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * NS + ts.tv_nsec;
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-			double t = v[j];
-			v[j] = v[j - 1];
-			v[j - 1] = t;
-		}
-	return n ? (n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2) : 0;
 }
 
 /* A WebSocket client connection to 127.0.0.1:port path; the handshake's
@@ -388,12 +371,12 @@ static struct result run_one(bool peer, double rate)
 	pthread_t th;
 	pthread_create(&th, NULL, load_thread, &ep);
 	usleep(200000); /* subscriptions settle */
-	int64_t t0 = now_mono(), warm_end = t0 + (int64_t)(B.warm * NS),
+	int64_t t0 = mono_ns(), warm_end = t0 + (int64_t)(B.warm * NS),
 		end = warm_end + (int64_t)(B.secs * NS), cpu0 = 0, m0 = 0;
 	uint64_t i = 0;
 	bool meas = false;
 	for (;;) {
-		int64_t now = now_mono();
+		int64_t now = mono_ns();
 		if (!meas && now >= warm_end) {
 			meas = true;
 			cpu0 = cpu_ns(s.pid);
@@ -411,7 +394,7 @@ static struct result run_one(bool peer, double rate)
 		send_update(&s, (int)(i % (uint64_t)B.nsym), i);
 		i++;
 	}
-	int64_t cpu1 = cpu_ns(s.pid), m1 = now_mono();
+	int64_t cpu1 = cpu_ns(s.pid), m1 = mono_ns();
 	usleep(100000); /* frames in flight at the end still count their latency */
 	atomic_store(&B.measuring, false);
 	atomic_store(&B.stop, true);
