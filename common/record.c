@@ -697,17 +697,9 @@ int record_peek(const uint8_t *data, size_t len, char *sym, size_t symsz, const 
 
 /* ---- writing into a caller's buffer ---- */
 
-struct wbuf {
-	uint8_t *buf;
-	size_t cap;
-	size_t len;
-	bool full; /* a write did not fit: the result is -ENOSPC */
-};
-
-/* msgpack_packer callback: append or fail, never allocate. */
-static int wbuf_write(void *data, const char *p, size_t n)
+int record_wbuf_write(void *data, const char *p, size_t n)
 {
-	struct wbuf *w = data;
+	struct record_wbuf *w = data;
 
 	if (w->full || n > w->cap - w->len) {
 		w->full = true;
@@ -1718,7 +1710,7 @@ int record_from_json(mdb_codec *c, const char *line, size_t len, uint8_t *out, s
 	json_error_t jerr;
 	json_t *root, *t;
 	const char *e = NULL;
-	struct wbuf w = {out, cap, 0, false};
+	struct record_wbuf w = {out, cap, 0, false};
 	msgpack_packer pk;
 
 	/* jansson builds its own tree (it allocates); the codec is not needed. */
@@ -1738,7 +1730,7 @@ int record_from_json(mdb_codec *c, const char *line, size_t len, uint8_t *out, s
 		 !record_type_parse(json_string_value(t), json_string_length(t)))
 		e = "unknown t";
 	if (!e) {
-		msgpack_packer_init(&pk, &w, wbuf_write);
+		msgpack_packer_init(&pk, &w, record_wbuf_write);
 		e = pack_json(&pk, root, 0);
 	}
 	json_decref(root);

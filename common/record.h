@@ -15,6 +15,7 @@
 #ifndef MDB_RECORD_H
 #define MDB_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -107,6 +108,17 @@ enum mdb_rtype record_type_parse(const char *name, size_t len);
  * between them zeroed. The other union members and rej.r's bytes are left
  * as they were. */
 void record_init(struct mdb_record *r, enum mdb_rtype t);
+
+/* A fixed buffer that msgpack-c's packer writes into without allocating:
+ * msgpack_packer_init(&pk, &wb, record_wbuf_write) with wb = {buf, cap}.
+ * A write that does not fit fails and sets full (the result is -ENOSPC). */
+struct record_wbuf {
+	uint8_t *buf;
+	size_t cap;
+	size_t len;
+	bool full;
+};
+int record_wbuf_write(void *data, const char *p, size_t n);
 
 /* Encode r as a MessagePack map into buf[0..cap). Returns the number of
  * bytes written, or -ENOSPC / -EINVAL (unknown type). Allocates nothing. */

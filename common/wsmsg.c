@@ -67,25 +67,6 @@ int wsmsg_apply(struct lvc_value *v, const struct mdb_record *r)
 	return 0;
 }
 
-/* A msgpack_packer writer into a fixed buffer: append or fail. */
-struct wbuf {
-	uint8_t *buf;
-	size_t cap, len;
-	bool full;
-};
-
-static int wbuf_write(void *data, const char *p, size_t n)
-{
-	struct wbuf *w = data;
-	if (w->full || n > w->cap - w->len) {
-		w->full = true;
-		return -1;
-	}
-	memcpy(w->buf + w->len, p, n);
-	w->len += n;
-	return 0;
-}
-
 static void pack_str(msgpack_packer *pk, const char *s)
 {
 	size_t n = strlen(s);
@@ -131,9 +112,9 @@ static uint32_t defined(const struct lvc_value *v)
 static int encode(uint8_t *out, size_t cap, const char *type, const char *s, int32_t iv,
 		  uint64_t seq, const uint64_t *prev_seq, const struct lvc_value *v, uint32_t mask)
 {
-	struct wbuf w = {.buf = out, .cap = cap};
+	struct record_wbuf w = {.buf = out, .cap = cap};
 	msgpack_packer pk;
-	msgpack_packer_init(&pk, &w, wbuf_write);
+	msgpack_packer_init(&pk, &w, record_wbuf_write);
 	msgpack_pack_map(&pk, 4u + (prev_seq != NULL) + (unsigned)__builtin_popcount(mask));
 	pack_str(&pk, "type");
 	pack_str(&pk, type);
