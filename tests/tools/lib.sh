@@ -50,3 +50,52 @@ wait_lines()
 		sleep 0.05
 	done
 }
+
+# kill9_loop PID ERRFILE CMD...: while PID lives, start CMD (stderr appended
+# to ERRFILE) and SIGKILL it 0-0.29 s later, again and again; $kills counts.
+kill9_loop()
+{
+	local live=$1 errf=$2 p
+	shift 2
+	kills=0
+	while kill -0 "$live" 2>/dev/null; do
+		"$@" 2>>"$errf" &
+		p=$!
+		sleep "0.$((RANDOM % 3))$((RANDOM % 10))"
+		kill -9 $p
+		wait $p 2>/dev/null
+		kills=$((kills + 1))
+	done
+}
+
+# sym_out GOT SYM: the records of SYM in mdb-watch's JSON output GOT, less
+# the off/fid keys it adds
+sym_out()
+{
+	grep "\"s\":\"$2\"" "$1" | sed 's/,"off":[0-9]*,"fid":[0-9]*}$/}/'
+}
+
+# same_symbol SYM GOT WANT: the records of SYM in GOT (as sym_out) equal
+# those in WANT line by line, or fail showing the first differences
+same_symbol()
+{
+	sym_out "$2" "$1" >"$tmp/a"
+	grep "\"s\":\"$1\"" "$3" >"$tmp/b"
+	cmp -s "$tmp/a" "$tmp/b" || {
+		diff "$tmp/a" "$tmp/b" | head -5 >&2
+		fail "$1: $(wc -l <"$tmp/a") records downstream, $(wc -l <"$tmp/b") written${kills:+, after $kills kills}"
+	}
+}
+
+# same_per_symbol GOT WANT SYM...: same_symbol for each SYM, and GOT holds
+# as many records as WANT
+same_per_symbol()
+{
+	local got=$1 want=$2 s
+	shift 2
+	for s in "$@"; do
+		same_symbol "$s" "$got" "$want"
+	done
+	[ "$(wc -l <"$got")" = "$(wc -l <"$want")" ] ||
+		fail "$(wc -l <"$got") records downstream, $(wc -l <"$want") written"
+}

@@ -8,11 +8,6 @@
 d=$tmp/d
 mkdir -p "$d"
 sim() { "$bin/mdb-sim" --daily -r 0 "$@"; }
-sym_out() { grep "\"s\":\"$2\"" "$1" | sed 's/,"off":[0-9]*,"fid":[0-9]*}$/}/'; }
-same() { # same SYMBOL OUT LOG: the records agree, line by line
-	sym_out "$2" "$1" >"$tmp/a"; grep "\"s\":\"$1\"" "$3" >"$tmp/b"
-	cmp -s "$tmp/a" "$tmp/b" || { diff "$tmp/a" "$tmp/b" | head -5 >&2; fail "$1: output differs from what mdb-sim wrote ($(wc -l <"$tmp/a") vs $(wc -l <"$tmp/b") lines)"; }
-}
 
 sim -d "$d" -s ES -s NQ -n 300 --log "$tmp/sim.jsonl" || fail "mdb-sim --daily"
 head -1 "$d/ES.dly" | grep -qx 'Date, Open, High, Low, Close, Volume, OpenInterest' || fail "no Sierra header"
@@ -22,14 +17,14 @@ watch() { start "$bin/mdb-watch" --json --state "$tmp/state" "$d" >>"$tmp/out.js
 watch
 wp=$!
 wait_lines "$tmp/out.jsonl" 600
-same ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
-same NQ "$tmp/out.jsonl" "$tmp/sim.jsonl"
+same_symbol ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
+same_symbol NQ "$tmp/out.jsonl" "$tmp/sim.jsonl"
 grep -q '"iv":86400,.*"src":"dly","oi":' "$tmp/out.jsonl" || fail "no daily bar with open interest"
 pass "600 daily bars from two files, each once, in order, as written"
 
 sim -d "$d" -s ES -n 20 --log "$tmp/sim.jsonl" || fail "mdb-sim"
 wait_lines "$tmp/out.jsonl" 620
-same ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
+same_symbol ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
 pass "appended lines follow, the dates going on"
 
 # a partial last line waits for its end

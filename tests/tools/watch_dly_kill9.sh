@@ -13,27 +13,14 @@ start "$bin/mdb-pipe" --name sink --from start -i ring:bars --json-out >"$tmp/ou
 	--log "$tmp/sim.jsonl" &
 simp=$!
 pids+=($simp)
-kills=0
-while kill -0 $simp 2>/dev/null; do
-	"$bin/mdb-watch" --state "$tmp/state" -o ring:bars "$d" 2>>"$tmp/err" &
-	p=$!
-	sleep "0.$((RANDOM % 3))$((RANDOM % 10))"
-	kill -9 $p; wait $p 2>/dev/null
-	kills=$((kills + 1))
-done
+kill9_loop $simp "$tmp/err" "$bin/mdb-watch" --state "$tmp/state" -o ring:bars "$d"
 wait $simp || fail "mdb-sim failed"
 n=$(wc -l <"$tmp/sim.jsonl")
 [ "$n" -gt 10000 ] || fail "mdb-sim wrote only $n lines"
 start "$bin/mdb-watch" --state "$tmp/state" -o ring:bars "$d" 2>>"$tmp/err"
 wait_lines "$tmp/out.jsonl" "$n" 20
 sleep 0.5
-for s in ES NQ CL; do
-	grep "\"s\":\"$s\"" "$tmp/out.jsonl" | sed 's/,"off":[0-9]*,"fid":[0-9]*}$/}/' >"$tmp/a"
-	grep "\"s\":\"$s\"" "$tmp/sim.jsonl" >"$tmp/b"
-	cmp -s "$tmp/a" "$tmp/b" ||
-		fail "$s: $(wc -l <"$tmp/a") bars downstream, $(wc -l <"$tmp/b") written, after $kills kills ($(diff "$tmp/a" "$tmp/b" | grep -c '^[<>]') differ)"
-done
-[ "$(wc -l <"$tmp/out.jsonl")" = "$n" ] || fail "$(wc -l <"$tmp/out.jsonl") bars downstream, $n written"
+same_per_symbol "$tmp/out.jsonl" "$tmp/sim.jsonl" ES NQ CL
 ! grep -q "not a date\|too many\|too few" "$tmp/err" || fail "a line was misread: $(grep -m1 'not a date\|too many\|too few' "$tmp/err")"
 grep -q "from the output ring" "$tmp/err" || echo "note: no kill landed between publishing and saving" >&2
 pass "$n lines, mdb-watch killed -9 $kills times: downstream equals what mdb-sim wrote"

@@ -8,13 +8,6 @@
 d=$tmp/d
 mkdir -p "$d" "$tmp/src" "$tmp/src2"
 sim() { "$bin/mdb-sim" -r 0 --quotes 0.05 --sub-trades 0.05 "$@"; }
-# the records of symbol $2 in mdb-watch's output $1, without fid/off
-sym_out() { grep "\"s\":\"$2\"" "$1" | sed 's/,"off":[0-9]*,"fid":[0-9]*}$/}/'; }
-sym_log() { grep "\"s\":\"$2\"" "$1"; }
-same() { # same SYMBOL OUT LOG: the records agree, line by line
-	sym_out "$2" "$1" >"$tmp/a"; sym_log "$3" "$1" >"$tmp/b"
-	cmp -s "$tmp/a" "$tmp/b" || { diff "$tmp/a" "$tmp/b" | head -5 >&2; fail "$1: output differs from what mdb-sim wrote ($(wc -l <"$tmp/a") vs $(wc -l <"$tmp/b") lines)"; }
-}
 
 sim -d "$d" -s ES -s NQ -n 500 --log "$tmp/sim.jsonl" || fail "mdb-sim"
 [ "$(stat -c %s "$d/ES.scid")" = $((56 + 40 * 500)) ] || fail "ES.scid has the wrong size"
@@ -27,8 +20,8 @@ watch() { start "$bin/mdb-watch" --json --state "$tmp/state" "$d" >>"$tmp/out.js
 watch
 wp=$!
 wait_lines "$tmp/out.jsonl" 1000
-same ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
-same NQ "$tmp/out.jsonl" "$tmp/sim.jsonl"
+same_symbol ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
+same_symbol NQ "$tmp/out.jsonl" "$tmp/sim.jsonl"
 # times are unique and increasing per symbol
 for s in ES NQ; do
 	grep -o "\"s\":\"$s\",\"ts\":[0-9]*" "$tmp/out.jsonl" | cut -d: -f3 | sort -c -u -n ||
@@ -40,7 +33,7 @@ pass "1000 records from two files, each once, in order, as written"
 
 sim -d "$d" -s ES -s NQ -n 200 --log "$tmp/sim.jsonl" || fail "mdb-sim"
 wait_lines "$tmp/out.jsonl" 1400
-same ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
+same_symbol ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
 pass "appended records follow"
 
 # a partial record waits for the rest
@@ -51,7 +44,7 @@ sleep 0.3
 [ "$(grep -c '"s":"PR"' "$tmp/out.jsonl")" = 3 ] || fail "a partial record was published"
 tail -c +$((56 + 40 * 3 + 17 + 1)) "$tmp/src/PR.scid" >>"$d/PR.scid"
 wait_lines "$tmp/out.jsonl" 1410
-same PR "$tmp/out.jsonl" "$tmp/sim.jsonl"
+same_symbol PR "$tmp/out.jsonl" "$tmp/sim.jsonl"
 pass "a partial record waits for the rest"
 
 # truncation and rewrite: NQ is replaced in place by a shorter file
@@ -70,7 +63,7 @@ rm "$d/CL.scid"
 sleep 0.2
 sim -d "$d" -s CL -n 30 --seed 9 --log "$tmp/cl9.jsonl" || fail "mdb-sim"
 wait_lines "$tmp/out.jsonl" 1590
-same CL "$tmp/out.jsonl" <(cat "$tmp/sim.jsonl" "$tmp/cl9.jsonl")
+same_symbol CL "$tmp/out.jsonl" <(cat "$tmp/sim.jsonl" "$tmp/cl9.jsonl")
 grep -q "CL.scid: gone" "$tmp/err" || fail "no log line for the deleted file"
 pass "a file appearing, deleted and made again"
 
@@ -81,7 +74,7 @@ sim -d "$d" -s ES -n 10 --log "$tmp/sim.jsonl" || fail "mdb-sim"
 wait_lines "$tmp/out.jsonl" 1600
 grep -q "BAD.scid: offset 0: bad magic" "$tmp/err" || fail "no error naming BAD.scid and its offset"
 grep -q "BAD2.scid: offset 4: header size" "$tmp/err" || fail "no error naming BAD2.scid's header size"
-same ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
+same_symbol ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
 kill -0 $wp || fail "mdb-watch died"
 pass "corrupt headers: a clear error, and the other files carry on"
 
@@ -105,7 +98,7 @@ wp=$!
 wait_lines "$tmp/out.jsonl" 1700
 sleep 0.3
 [ "$(wc -l <"$tmp/out.jsonl")" = 1700 ] || fail "restart: $(wc -l <"$tmp/out.jsonl") lines, wanted 1700"
-same ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
+same_symbol ES "$tmp/out.jsonl" "$tmp/sim.jsonl"
 sym_out "$tmp/out.jsonl" NQ | tail -n 80 >"$tmp/a"
 cmp -s "$tmp/a" "$tmp/nq11.jsonl" || fail "the file rewritten while stopped was not read anew"
 pass "a restart resumes at the saved offsets; a file rewritten meanwhile is read anew"
