@@ -20,6 +20,7 @@
  * LC_NUMERIC: the tools never call setlocale(), so it stays "C".
  */
 #include "record.h"
+#include "mpwrite.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -710,92 +711,8 @@ int record_wbuf_write(void *data, const char *p, size_t n)
 	return 0;
 }
 
-/* The encoder's writers. record_encode() sizes the whole map first and
- * checks it against cap once, so these write without checks. They pick the
- * encodings msgpack-c's packer picks (the smallest for integers, float 64 for
- * every double, fixstr or str 8), so the bytes are the same as before. */
-
-/* u as n = 1, 2, 4 or 8 big-endian bytes. */
-static inline uint8_t *put_be(uint8_t *o, uint64_t u, unsigned n)
-{
-	uint16_t u16 = htobe16((uint16_t)u);
-	uint32_t u32 = htobe32((uint32_t)u);
-	uint64_t u64 = htobe64(u);
-
-	switch (n) {
-	case 1:
-		*o = (uint8_t)u;
-		break;
-	case 2:
-		memcpy(o, &u16, 2);
-		break;
-	case 4:
-		memcpy(o, &u32, 4);
-		break;
-	default:
-		memcpy(o, &u64, 8);
-		break;
-	}
-	return o + n;
-}
-
-static unsigned int_size(int64_t i)
-{
-	if (i < -32)
-		return i < -32768 ? (i < INT32_MIN ? 9 : 5) : (i < -128 ? 3 : 2);
-	if (i < 128)
-		return 1;
-	return i < 65536 ? (i < 256 ? 2 : 3) : (i <= UINT32_MAX ? 5 : 9);
-}
-
-static inline uint8_t *put_int(uint8_t *o, int64_t i)
-{
-	uint64_t u = (uint64_t)i;
-
-	switch (int_size(i)) {
-	case 1: /* positive or negative fixint */
-		*o = (uint8_t)u;
-		return o + 1;
-	case 2:
-		*o = i < 0 ? 0xd0 : 0xcc;
-		return put_be(o + 1, u, 1);
-	case 3:
-		*o = i < 0 ? 0xd1 : 0xcd;
-		return put_be(o + 1, u, 2);
-	case 5:
-		*o = i < 0 ? 0xd2 : 0xce;
-		return put_be(o + 1, u, 4);
-	default:
-		*o = i < 0 ? 0xd3 : 0xcf;
-		return put_be(o + 1, u, 8);
-	}
-}
-
-static uint8_t *put_f64(uint8_t *o, double x)
-{
-	uint64_t u;
-
-	memcpy(&u, &x, sizeof u);
-	*o = 0xcb;
-	return put_be(o + 1, u, 8);
-}
-
-static unsigned str_head_size(size_t n)
-{
-	return n < 32 ? 1 : 2; /* fixstr, str 8: fields hold fewer than 256 bytes */
-}
-
-static uint8_t *put_str(uint8_t *o, const char *s, size_t n)
-{
-	if (n < 32) {
-		*o++ = (uint8_t)(0xa0 | n);
-	} else {
-		*o++ = 0xd9;
-		*o++ = (uint8_t)n;
-	}
-	memcpy(o, s, n);
-	return o + n;
-}
+/* The encoder's writers (mpwrite.h). record_encode() sizes the whole map
+ * first and checks it against cap once, so they write without checks. */
 
 /* A key or a type name: a fixstr of n <= 7 bytes from k[8], NUL-padded.
  * While the record has 8 bytes left after the header, all of k goes in one
@@ -838,13 +755,13 @@ static inline __attribute__((always_inline)) int encode_as(const struct mdb_reco
 			need += 9;
 			break;
 		case FK_I64:
-			need += int_size(*(const int64_t *)p);
+			need += mp_int_size(*(const int64_t *)p);
 			break;
 		case FK_I32:
-			need += int_size(*(const int32_t *)p);
+			need += mp_int_size(*(const int32_t *)p);
 			break;
 		case FK_U32:
-			need += int_size(*(const uint32_t *)p);
+			need += mp_int_size(*(const uint32_t *)p);
 			break;
 		case FK_STR:
 			vn = strnlen(p, f->size);
@@ -853,7 +770,7 @@ static inline __attribute__((always_inline)) int encode_as(const struct mdb_reco
 			if (vn == 0 && f->opt)
 				continue;
 			slen[i] = (uint8_t)vn;
-			need += str_head_size(vn) + vn;
+			need += mp_str_head_size(vn) + vn;
 			break;
 		case FK_RAW: /* must be one complete MessagePack object */
 			if (r->rej.r_len == 0)
@@ -879,7 +796,7 @@ static inline __attribute__((always_inline)) int encode_as(const struct mdb_reco
 		*o++ = (uint8_t)(0x80 | n);
 	} else {
 		*o++ = 0xde;
-		o = put_be(o, n, 2);
+		o = mp_put_be(o, n, 2);
 	}
 	*o++ = 0xa1;
 	*o++ = 't';
@@ -893,19 +810,19 @@ static inline __attribute__((always_inline)) int encode_as(const struct mdb_reco
 		o = put_key(o, end, f->key, f->klen);
 		switch (f->kind) {
 		case FK_F64:
-			o = put_f64(o, *(const double *)p);
+			o = mp_put_f64(o, *(const double *)p);
 			break;
 		case FK_I64:
-			o = put_int(o, *(const int64_t *)p);
+			o = mp_put_int(o, *(const int64_t *)p);
 			break;
 		case FK_I32:
-			o = put_int(o, *(const int32_t *)p);
+			o = mp_put_int(o, *(const int32_t *)p);
 			break;
 		case FK_U32:
-			o = put_int(o, *(const uint32_t *)p);
+			o = mp_put_int(o, *(const uint32_t *)p);
 			break;
 		case FK_STR:
-			o = put_str(o, p, slen[i]);
+			o = mp_put_str(o, p, slen[i]);
 			break;
 		case FK_RAW: /* already one complete object: copy it in */
 			memcpy(o, p, r->rej.r_len);

@@ -1,5 +1,6 @@
 /* scid.c - Sierra Chart .scid headers and records (see scid.h). */
 #include "scid.h"
+#include "mpwrite.h"
 #include "record.h"
 
 #include <errno.h>
@@ -106,116 +107,25 @@ int scid_map_append(uint8_t *buf, size_t len, size_t cap, unsigned n, const uint
 	return (int)(len + grow + kvlen);
 }
 
-static size_t put_key(uint8_t *p, const char *key)
+/* The extra keys, as the encoders write them (mpwrite.h). */
+static uint8_t *put_key(uint8_t *p, const char *key)
 {
-	size_t klen = strnlen(key, 31);
-	p[0] = (uint8_t)(0xa0 | klen);
-	memcpy(p + 1, key, klen);
-	return 1 + klen;
+	return mp_put_str(p, key, strnlen(key, 31));
 }
 
 size_t scid_kv_f64(uint8_t *p, const char *key, double v)
 {
-	size_t n = put_key(p, key);
-	uint64_t u;
-	memcpy(&u, &v, 8);
-	p[n++] = 0xcb;
-	for (int i = 7; i >= 0; i--)
-		p[n++] = (uint8_t)(u >> (8 * i));
-	return n;
+	return (size_t)(mp_put_f64(put_key(p, key), v) - p);
 }
 
 size_t scid_kv_uint(uint8_t *p, const char *key, uint64_t v)
 {
-	size_t n = put_key(p, key);
-	int bytes;
-	if (v < 128) {
-		p[n++] = (uint8_t)v;
-		return n;
-	} else if (v <= 0xff) {
-		p[n++] = 0xcc, bytes = 1;
-	} else if (v <= 0xffff) {
-		p[n++] = 0xcd, bytes = 2;
-	} else if (v <= 0xffffffffu) {
-		p[n++] = 0xce, bytes = 4;
-	} else {
-		p[n++] = 0xcf, bytes = 8;
-	}
-	for (int i = bytes - 1; i >= 0; i--)
-		p[n++] = (uint8_t)(v >> (8 * i));
-	return n;
+	return (size_t)(mp_put_uint(put_key(p, key), v) - p);
 }
 
-/* Direct MessagePack writers for scid_encode(): the same bytes as
- * record_encode() followed by scid_map_append() (tests/test_scid.c checks
- * that), without the generic field table: catch-up encodes millions of
- * records a second. */
-static inline uint8_t *w_be64(uint8_t *o, uint64_t u)
-{
-	u = __builtin_bswap64(u);
-	memcpy(o, &u, 8);
-	return o + 8;
-}
-
-/* A key of n < 8 bytes (a fixstr). */
-static inline uint8_t *w_key(uint8_t *o, const char *k, size_t n)
-{
-	*o = (uint8_t)(0xa0 | n);
-	memcpy(o + 1, k, n);
-	return o + 1 + n;
-}
-
-static inline uint8_t *w_f64(uint8_t *o, double x)
-{
-	uint64_t u;
-	memcpy(&u, &x, 8);
-	*o = 0xcb;
-	return w_be64(o + 1, u);
-}
-
-/* A signed int, as compact as record.c's put_int(). */
-static inline uint8_t *w_int(uint8_t *o, int64_t i)
-{
-	uint64_t u = (uint64_t)i;
-	if (i >= -32 && i < 128) {
-		*o = (uint8_t)u;
-		return o + 1;
-	}
-	if (i < 0) {
-		if (i >= -128) {
-			o[0] = 0xd0, o[1] = (uint8_t)u;
-			return o + 2;
-		}
-		if (i >= -32768) {
-			o[0] = 0xd1, o[1] = (uint8_t)(u >> 8), o[2] = (uint8_t)u;
-			return o + 3;
-		}
-		if (i >= INT32_MIN) {
-			uint32_t v = __builtin_bswap32((uint32_t)u);
-			o[0] = 0xd2;
-			memcpy(o + 1, &v, 4);
-			return o + 5;
-		}
-		o[0] = 0xd3;
-		return w_be64(o + 1, u);
-	}
-	if (i < 256) {
-		o[0] = 0xcc, o[1] = (uint8_t)u;
-		return o + 2;
-	}
-	if (i < 65536) {
-		o[0] = 0xcd, o[1] = (uint8_t)(u >> 8), o[2] = (uint8_t)u;
-		return o + 3;
-	}
-	if (i <= UINT32_MAX) {
-		uint32_t v = __builtin_bswap32((uint32_t)u);
-		o[0] = 0xce;
-		memcpy(o + 1, &v, 4);
-		return o + 5;
-	}
-	o[0] = 0xcf;
-	return w_be64(o + 1, u);
-}
+/* scid_encode() writes the same bytes as record_encode() followed by
+ * scid_map_append() (tests/test_scid.c checks that), without the generic
+ * field table: catch-up encodes millions of records a second. */
 
 /* More than the longest record takes: a map16 header, t, s (31 bytes), ts,
  * iv, 8 floats, n, f, src, off, fid come to 216 bytes. */
@@ -253,39 +163,37 @@ int scid_encode(const struct scid_record *r, const char *sym, int32_t bar_iv, in
 		*o++ = 0;
 		*o++ = (uint8_t)nkeys;
 	}
-	o = w_key(o, "t", 1);
-	o = tick ? w_key(o, "tick", 4) : w_key(o, "bar", 3);
-	o = w_key(o, "s", 1);
-	*o++ = (uint8_t)(0xa0 | slen); /* a fixstr: slen < 32 */
-	memcpy(o, sym, slen);
-	o += slen;
-	o = w_int(w_key(o, "ts", 2), scid_to_unix_ns(r->dt));
+	o = mp_put_str(o, "t", 1);
+	o = tick ? mp_put_str(o, "tick", 4) : mp_put_str(o, "bar", 3);
+	o = mp_put_str(o, "s", 1);
+	o = mp_put_str(o, sym, slen);
+	o = mp_put_int(mp_put_str(o, "ts", 2), scid_to_unix_ns(r->dt));
 	if (tick) {
 		if (trade) {
-			o = w_f64(w_key(o, "p", 1), r->close);
-			o = w_f64(w_key(o, "v", 1), r->total_volume);
+			o = mp_put_f64(mp_put_str(o, "p", 1), r->close);
+			o = mp_put_f64(mp_put_str(o, "v", 1), r->total_volume);
 		}
-		o = w_f64(w_key(o, "b", 1), r->low);
-		o = w_f64(w_key(o, "a", 1), r->high);
-		o = w_int(w_key(o, "n", 1), r->num_trades);
+		o = mp_put_f64(mp_put_str(o, "b", 1), r->low);
+		o = mp_put_f64(mp_put_str(o, "a", 1), r->high);
+		o = mp_put_int(mp_put_str(o, "n", 1), r->num_trades);
 	} else {
-		o = w_int(w_key(o, "iv", 2), bar_iv);
-		o = w_f64(w_key(o, "o", 1), r->open);
-		o = w_f64(w_key(o, "h", 1), r->high);
-		o = w_f64(w_key(o, "l", 1), r->low);
-		o = w_f64(w_key(o, "c", 1), r->close);
-		o = w_f64(w_key(o, "v", 1), r->total_volume);
-		o = w_int(w_key(o, "n", 1), r->num_trades);
-		o = w_f64(w_key(o, "bv", 2), r->bid_volume);
-		o = w_f64(w_key(o, "av", 2), r->ask_volume);
-		o = w_int(w_key(o, "f", 1), 0);
+		o = mp_put_int(mp_put_str(o, "iv", 2), bar_iv);
+		o = mp_put_f64(mp_put_str(o, "o", 1), r->open);
+		o = mp_put_f64(mp_put_str(o, "h", 1), r->high);
+		o = mp_put_f64(mp_put_str(o, "l", 1), r->low);
+		o = mp_put_f64(mp_put_str(o, "c", 1), r->close);
+		o = mp_put_f64(mp_put_str(o, "v", 1), r->total_volume);
+		o = mp_put_int(mp_put_str(o, "n", 1), r->num_trades);
+		o = mp_put_f64(mp_put_str(o, "bv", 2), r->bid_volume);
+		o = mp_put_f64(mp_put_str(o, "av", 2), r->ask_volume);
+		o = mp_put_int(mp_put_str(o, "f", 1), 0);
 	}
-	o = w_key(w_key(o, "src", 3), "scid", 4);
+	o = mp_put_str(mp_put_str(o, "src", 3), "scid", 4);
 	if (sub)
-		o = w_int(w_key(o, "sub", 3), sub);
+		o = mp_put_int(mp_put_str(o, "sub", 3), sub);
 	if (off >= 0) {
-		o = w_int(w_key(o, "off", 3), off);
-		o = w_int(w_key(o, "fid", 3), fid);
+		o = mp_put_int(mp_put_str(o, "off", 3), off);
+		o = mp_put_int(mp_put_str(o, "fid", 3), fid);
 	}
 	return (int)(o - buf);
 }
