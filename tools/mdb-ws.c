@@ -110,6 +110,7 @@ struct frame {
 enum qkind {
 	Q_DATA, /* a delta: dropped by conflation, bounded */
 	Q_SNAP, /* a snapshot: dropped by conflation (a new one follows) */
+	Q_NOTE, /* a slow-resync notice: superseded by the next one */
 	Q_CTRL, /* acks, notices, wslay's control frames, HTTP: never dropped */
 };
 
@@ -149,6 +150,7 @@ struct client {
 	int nsubs, subcap;
 	int64_t rs_win_ns; /* start of the resync-counting window */
 	int rs_n;	   /* slow resyncs in that window */
+	unsigned rs_dropped; /* frames announced by the latest resync notice */
 	double tokens;	   /* control messages allowed now */
 	int64_t tokens_ns;
 };
@@ -456,10 +458,11 @@ static int q_push(struct client *c, struct frame *f, enum qkind kind)
 }
 
 /* Drop the queued entries that are not being sent, keeping Q_CTRL ones
- * unless all is true. Returns how many were dropped. */
-static unsigned q_drop(struct client *c, bool all)
+ * unless all is true. Returns how many data frames were dropped. */
+static unsigned q_drop(struct client *c, bool all, bool *note_dropped)
 {
 	unsigned keep = c->send_busy ? c->inflight_n : 0, w = keep, dropped = 0;
+	*note_dropped = false;
 	for (unsigned i = keep; i < c->qn; i++) {
 		struct qent e = c->q[(c->qhead + i) & (c->qcap - 1)];
 		if (e.kind == Q_CTRL && !all) {
@@ -468,18 +471,19 @@ static unsigned q_drop(struct client *c, bool all)
 		}
 		c->qbytes -= e.f->len;
 		frame_put(e.f);
-		dropped++;
+		dropped += e.kind != Q_NOTE;
+		*note_dropped |= e.kind == Q_NOTE;
 	}
 	c->qn = w;
 	return dropped;
 }
 
 /* Queue a private control frame: a JSON text message. */
-static void send_text(struct client *c, const char *s, size_t len)
+static void send_text(struct client *c, const char *s, size_t len, int kind)
 {
 	struct frame *f = frame_ws(WSLAY_TEXT_FRAME, s, len);
 	if (f) {
-		q_push(c, f, Q_CTRL);
+		q_push(c, f, kind);
 		frame_put(f);
 	}
 }
@@ -499,7 +503,8 @@ static void ws_close(struct client *c, uint16_t code, const char *reason)
 static void close_slow(struct client *c)
 {
 	counter_add(G.k.closed_slow, 1);
-	counter_add(G.k.dropped, q_drop(c, true));
+	bool note;
+	counter_add(G.k.dropped, q_drop(c, true, &note));
 	logmsg(LOG_INFO, "client %d: closed as a slow consumer", cidx(c));
 	ws_close(c, WSLAY_CODE_POLICY_VIOLATION, "slow consumer");
 }
@@ -519,12 +524,17 @@ static void conflate(struct client *c)
 		close_slow(c);
 		return;
 	}
-	unsigned n = q_drop(c, false);
+	/* an unsent notice goes with the data it announced: the new one
+	 * carries its count, so notices never pile up in a stalled queue */
+	bool carried;
+	unsigned n = q_drop(c, false, &carried);
 	counter_add(G.k.dropped, n);
+	c->rs_dropped = carried ? c->rs_dropped + n : n;
 	char note[96];
 	int len = snprintf(note, sizeof note,
-			   "{\"type\":\"resync\",\"reason\":\"slow\",\"dropped\":%u}", n);
-	send_text(c, note, (size_t)len);
+			   "{\"type\":\"resync\",\"reason\":\"slow\",\"dropped\":%u}",
+			   c->rs_dropped);
+	send_text(c, note, (size_t)len, Q_NOTE);
 	for (int i = 0; i < c->nsubs; i++) {
 		struct frame *f = snapshot_frame(c->subs[i], c->msgpack);
 		if (f && q_push(c, f, Q_SNAP) == 0)
@@ -836,7 +846,7 @@ static void reply(struct client *c, json_t *j)
 {
 	char *s = json_dumps(j, JSON_COMPACT);
 	if (s) {
-		send_text(c, s, strlen(s));
+		send_text(c, s, strlen(s), Q_CTRL);
 		free(s);
 	}
 	json_decref(j);
