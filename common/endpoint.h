@@ -6,7 +6,23 @@
  *   zmq+ipc://PATH        the same over a Unix socket
  *
  * Over ZeroMQ each record is two frames, the topic "t/s" (e.g. "bar/ES") and
- * the MessagePack map, so a subscriber can filter by type and symbol.
+ * the MessagePack map, so a subscriber can filter by type and symbol. With
+ * zmq_seq a record read from a ring carries a third frame, its sequence:
+ * 24 bytes, little-endian u64 {ring_id, prev, pos} (pos: where the record
+ * starts in the sender's ring; prev: where the sender's reader stood before
+ * it, the end of the record sent before). A receiver that knows where the
+ * last record it took ended sees a gap as prev beyond it, and asks a replay
+ * server (replay_serve) for the missing range. So that a gap at the end of
+ * a burst is seen too, an idle sender sends heartbeats: the topic "" and a
+ * sequence frame {ring_id, end, end} (end: all before it has been sent).
+ *
+ *   request (DEALER -> ROUTER), one frame of 32 bytes:
+ *       u64 id, u64 ring_id, u64 from, u64 to      replay [from, to)
+ *   reply, per record: u64 id, u32 1, u32 0 | record | sequence frame
+ *   reply, last:       u64 id, u32 2, u32 status | u64 next
+ *       status REPLAY_DONE, REPLAY_MORE (ask again from next),
+ *       REPLAY_OVERWRITTEN (next: the oldest record left), REPLAY_OTHER_RING,
+ *       REPLAY_BAD (not a record boundary of that ring)
  *
  * An mdb_inputs reads several endpoints (fan-in); an mdb_outputs writes every
  * record to several (fan-out). Neither allocates per record.
@@ -28,7 +44,18 @@ struct mdb_msg {
 	uint32_t len;
 	const uint8_t *data;
 	int input;            /* index of the input it came from */
-	uint64_t pos;         /* ring position of the record (ring inputs), else 0 */
+	uint64_t pos;         /* ring position of the record (ring inputs, and ZeroMQ
+				 inputs with a sequence frame: the sender's), else 0 */
+	uint64_t prev;        /* ... where that ring's reader stood before it */
+	uint64_t src;         /* ... ring_id() of that ring; 0: no sequence */
+};
+
+enum replay_status {
+	REPLAY_DONE = 0,
+	REPLAY_MORE = 1,
+	REPLAY_OVERWRITTEN = 2,
+	REPLAY_OTHER_RING = 3,
+	REPLAY_BAD = 4,
 };
 
 struct ep_opts {
@@ -50,6 +77,17 @@ struct ep_opts {
 	bool no_create;            /* input rings must exist (mdb-tap: a typo is an error) */
 	_Atomic uint32_t *stop_word; /* waits end with -EINTR once this is non-zero */
 	int stop_fd;               /* ... or this fd is readable (-1: none) */
+	bool zmq_seq;              /* ZeroMQ outputs add the sequence frame to ring records */
+	const char *zmq_replay;    /* ZeroMQ input: the replay server to ask for gaps */
+	bool zmq_cursor;           /* ... and keep where it is in $MDB_SHM_DIR/zcursor/NAME.pos */
+};
+
+/* What a ZeroMQ input with a replay server has seen. */
+struct ep_zstats {
+	uint64_t gaps;       /* gaps detected */
+	uint64_t replayed;   /* records received by replay */
+	uint64_t dups;       /* records dropped as already received */
+	uint64_t lost;       /* gaps (or parts) the sender could no longer replay */
 };
 
 /* Defaults: durable, from the end, 20 us spin, 64 MiB rings of mode 0660,
@@ -85,6 +123,17 @@ void inputs_release(mdb_inputs *in);
 /* Observer laps suffered by ring inputs, summed. */
 uint64_t inputs_laps(const mdb_inputs *in);
 
+/* Sum the replay statistics of the ZeroMQ inputs into *st. */
+void inputs_zstats(const mdb_inputs *in, struct ep_zstats *st);
+
+/* The next notice worth a log line (a gap, a replay, a recreated sender
+ * ring), or NULL; each is returned once. Library code does not log. */
+const char *inputs_notice(mdb_inputs *in);
+
+/* Where ring input i stands: its ring_id() and the consumer's position.
+ * Returns 0, or -EINVAL when input i is not a ring. */
+int inputs_position(const mdb_inputs *in, int i, uint64_t *src, uint64_t *pos);
+
 /* The ring consumer of input i, or NULL if it is not a ring. */
 mdb_ring_consumer *inputs_ring(mdb_inputs *in, int i);
 
@@ -97,10 +146,29 @@ mdb_outputs *outputs_open(const char *const *uris, int n, const struct ep_opts *
  * still tried). A record that a JSON output cannot render is -EBADMSG. */
 int outputs_write(mdb_outputs *out, const struct mdb_msg *m);
 
+/* Send a heartbeat {src, pos, pos} on the ZeroMQ outputs (with zmq_seq):
+ * everything before pos in ring src has been sent. Returns 0 or -errno. */
+int outputs_heartbeat(mdb_outputs *out, uint64_t src, uint64_t pos);
+
 /* Push buffered stdout bytes out, and publish batched ring records
  * (batch_out). Call when the inputs go idle. */
 int outputs_flush(mdb_outputs *out);
 
 void outputs_close(mdb_outputs **out);
+
+typedef struct mdb_replay mdb_replay;
+
+/* Serve replay requests for ring NAME on ZeroMQ address addr ("tcp://...",
+ * "ipc://..."; a ROUTER socket) from a thread of its own, reading the ring
+ * as observer `name` (a free slot; it never holds the producer). On failure
+ * returns NULL, *err = -errno and a message in errbuf. */
+mdb_replay *replay_serve(const char *ring_name, const char *addr, const char *name, int *err,
+			 char *errbuf, size_t errlen);
+
+/* Records the server has sent, requests served. */
+void replay_stats(const mdb_replay *rs, uint64_t *records, uint64_t *requests);
+
+/* Stop the thread and close. Accepts NULL; sets *rs to NULL. */
+void replay_close(mdb_replay **rs);
 
 #endif

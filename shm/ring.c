@@ -202,6 +202,13 @@ int ring_create(const char *name, uint64_t capacity, mode_t mode)
 	int rc = ring_file(path, sizeof path, name, true);
 	if (rc < 0)
 		return rc;
+	if (access(path, F_OK) == 0)
+		return 0;
+	/* shm_create reserves every page (tmpfs hands them out on first touch:
+	 * a sparse ring in a full directory would kill its producer with
+	 * SIGBUS at some later record), as Aeron does with its non-sparse log
+	 * buffers; it fails with -ENOSPC and leaves nothing when the room is
+	 * not there. */
 	return shm_create(path, HDR_SIZE + capacity, HDR_SIZE, mode, ring_init_hdr, &capacity);
 }
 
@@ -954,6 +961,57 @@ void ring_seek(mdb_ring_consumer *c, uint64_t pos)
 	c->released = c->pos;
 	/* C4 as in ring_release: the producer may now reuse what lies below */
 	atomic_store_explicit(&c->slot->position, c->pos, memory_order_release);
+}
+
+int ring_seek_checked(mdb_ring_consumer *c, uint64_t pos)
+{
+	mdb_ring *r = c->r;
+	if (c->kind != RING_OBSERVER)
+		return -EPERM;
+	uint64_t pub = ring_position(r);
+	if (pos > pub || (pos & 7))
+		return -EINVAL;
+	uint64_t oldest = ring_oldest(r);
+	if (pos < oldest)
+		return -ERANGE;
+	/* walk the record headers from the nearest boundary we know at or
+	 * before pos: the oldest one, or an entry of the index */
+	uint64_t start = oldest;
+	for (int i = 0; i < SEGS; i++) {
+		uint64_t e = atomic_load_explicit(&r->h->seg[i], memory_order_acquire);
+		if (e > start && e <= pos)
+			start = e;
+	}
+	uint64_t q = start;
+	while (q < pos) {
+		uint64_t off = q & r->mask;
+		const struct rec_hdr *rh = (const struct rec_hdr *)(r->data + off);
+		uint32_t len = rh->len;
+		if (rh->type == RING_PAD)
+			q += r->cap - off;
+		else if (len <= r->max_payload && off + align8(sizeof *rh + len) <= r->cap)
+			q += align8(sizeof *rh + len);
+		else
+			break; /* torn: judged below */
+	}
+	/* C3 as in ring_next (pairs with P3 in ring_claim): if the producer
+	 * announced writing past the start of our walk's lap, the headers we
+	 * followed may have been overwritten under us */
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&r->h->prod.intent, memory_order_relaxed) - start > r->cap)
+		return -ERANGE;
+	if (q != pos)
+		return -EINVAL;
+	c->pos = pos;
+	c->pub = pub;
+	c->released = pos;
+	atomic_store_explicit(&c->slot->position, pos, memory_order_relaxed);
+	return 0;
+}
+
+uint64_t ring_id(const mdb_ring *r)
+{
+	return (uint64_t)r->h->meta.created_ns;
 }
 
 uint64_t ring_consumer_laps(const mdb_ring_consumer *c)

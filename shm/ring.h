@@ -53,8 +53,10 @@ struct ring_rec {
 };
 
 /* Create NAME with `capacity` data bytes (a power of two >= RING_MIN_CAPACITY)
- * and file mode `mode`, atomically (a half-made file is never visible). If it
- * exists already, succeed and leave it as it is. Returns 0 or -errno. */
+ * and file mode `mode`, atomically (a half-made file is never visible), every
+ * page reserved (posix_fallocate) so that a full directory is an error here,
+ * never a SIGBUS later. If it exists already, succeed and leave it as it is.
+ * Returns 0 or -errno (-ENOSPC: no room for the whole ring). */
 int ring_create(const char *name, uint64_t capacity, mode_t mode);
 
 /* Remove NAME's file. Returns 0 or -errno. */
@@ -97,6 +99,13 @@ void ring_flush(mdb_ring *r);
 
 /* ring_claim() + memcpy + ring_commit(). */
 int ring_publish(mdb_ring *r, uint32_t type, const void *data, uint32_t len, int64_t timeout_ns);
+
+/* Where a record of len payload bytes that starts at pos ends: where the
+ * next record starts, unless a padding record comes between. */
+static inline uint64_t ring_rec_end(uint64_t pos, uint32_t len)
+{
+	return pos + ((8 + (uint64_t)len + 7) & ~(uint64_t)7);
+}
 
 /* The published position (the end of the newest record). */
 uint64_t ring_position(const mdb_ring *r);
@@ -146,6 +155,16 @@ uint64_t ring_consumer_position(const mdb_ring_consumer *c);
 /* Move the read position (must be a record boundary the caller knows, e.g.
  * one it saved itself, or ring_oldest()/ring_position()). */
 void ring_seek(mdb_ring_consumer *c, uint64_t pos);
+/* Move an observer to pos, a position a reader learnt earlier (e.g. from
+ * another host, to replay from), after checking it: 0; -ERANGE when the
+ * record there has been overwritten (pos < ring_oldest(), or the producer
+ * lapped it while we checked); -EINVAL when pos lies beyond the published
+ * position or inside a record; -EPERM for a durable consumer (moving one
+ * back could race the producer: use ring_seek with positions it saved). */
+int ring_seek_checked(mdb_ring_consumer *c, uint64_t pos);
+/* The ring's identity: its creation time in ns since the epoch, so a reader
+ * that saved a position can tell a recreated ring from the one it read. */
+uint64_t ring_id(const mdb_ring *r);
 /* The oldest record boundary still readable. */
 uint64_t ring_oldest(const mdb_ring *r);
 /* Laps this consumer has suffered since it opened. */

@@ -64,8 +64,17 @@ int shm_create(const char *path, size_t size, size_t hdr_size, mode_t mode,
 	if (fd < 0)
 		return -errno;
 	void *m;
-	if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t)size) < 0 ||
-	    (m = mmap(NULL, hdr_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
+	if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t)size) < 0)
+		goto fail;
+	/* reserve every page before anything is visible: tmpfs hands pages
+	 * out on first touch, so a sparse file in a full directory would
+	 * SIGBUS whoever touches it later (this header write first) */
+	int e = posix_fallocate(fd, 0, (off_t)size);
+	if (e && e != EOPNOTSUPP) {
+		errno = e;
+		goto fail;
+	}
+	if ((m = mmap(NULL, hdr_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
 		goto fail;
 	init(m, arg);
 	munmap(m, hdr_size);

@@ -784,3 +784,101 @@ Test(ring, quiet_commits_are_invisible_until_flushed)
 	ring_consumer_close(&c);
 	ring_close(&r);
 }
+
+/* Publish n records of varied sizes (wrapping a 4 KiB ring many times);
+ * pos[seq] is where record seq starts. */
+static void publish_varied(mdb_ring *r, uint64_t n, uint64_t *pos)
+{
+	uint8_t buf[256];
+	for (uint64_t seq = 0; seq < n; seq++) {
+		pos[seq] = ring_position(r);
+		cr_assert_eq(ring_publish(r, 3, buf, fill(buf, seq, 8 + (uint32_t)(seq * 37 % 200)), 0), 0);
+	}
+}
+
+/* A 4 KiB ring NAME with 400 varied records (publish_varied), and an
+ * observer of it that joined at the end. */
+static mdb_ring_consumer *varied_observer(const char *name, uint64_t *pos, mdb_ring **r)
+{
+	*r = make(name, 4096);
+	cr_assert_eq(ring_producer_begin(*r), 0);
+	publish_varied(*r, 400, pos);
+	int err;
+	mdb_ring_consumer *o = ring_consumer_open(*r, "replay", RING_OBSERVER, RING_FROM_END, 0, &err);
+	cr_assert_not_null(o);
+	return o;
+}
+
+Test(ring, seek_checked_replays_from_a_known_boundary)
+{
+	mdb_ring *r;
+	static uint64_t pos[400];
+	mdb_ring_consumer *o = varied_observer("sk", pos, &r);
+	/* every record still in the ring can be a starting point, including the
+	 * first one after a padding record, and reading on gives the rest in order */
+	uint64_t oldest = ring_oldest(r), tried = 0, padded = 0;
+	struct ring_rec rec;
+	for (uint64_t seq = 0; seq < 400; seq++) {
+		if (pos[seq] < oldest)
+			continue;
+		cr_assert_eq(ring_seek_checked(o, pos[seq]), 0, "seq %lu at %lu", seq, pos[seq]);
+		cr_assert_eq(ring_next(o, &rec), 1);
+		uint64_t got;
+		cr_assert(check(rec.data, rec.len, &got));
+		cr_assert_eq(got, seq);
+		cr_assert_geq(rec.pos, pos[seq]);
+		padded += rec.pos != pos[seq]; /* the end of a lap: a pad, then seq */
+		tried++;
+	}
+	cr_expect_gt(tried, 20);
+	cr_expect_gt(padded, 0, "some boundary was the start of a padding record");
+	/* the published end is a boundary too: nothing to read yet */
+	cr_expect_eq(ring_seek_checked(o, ring_position(r)), 0);
+	cr_expect_eq(ring_next(o, &rec), 0);
+	ring_consumer_close(&o);
+	ring_close(&r);
+}
+
+Test(ring, seek_checked_refuses_overwritten_future_and_mid_record)
+{
+	mdb_ring *r;
+	static uint64_t pos[400];
+	mdb_ring_consumer *o = varied_observer("sk2", pos, &r);
+	int err;
+	uint64_t last = pos[399];
+	cr_expect_eq(ring_seek_checked(o, pos[0]), -ERANGE, "lapped long ago");
+	cr_expect_eq(ring_seek_checked(o, ring_oldest(r) - 8), -ERANGE);
+	cr_expect_eq(ring_seek_checked(o, ring_position(r) + 8), -EINVAL, "not published yet");
+	cr_expect_eq(ring_seek_checked(o, last + 8), -EINVAL, "inside a record");
+	cr_expect_eq(ring_seek_checked(o, last + 3), -EINVAL, "not aligned");
+	/* a refused seek leaves the reader where it was */
+	cr_expect_eq(ring_consumer_position(o), ring_position(r));
+	/* a position valid a moment ago is refused once the producer laps it */
+	cr_assert_eq(ring_seek_checked(o, last), 0);
+	uint64_t more[100];
+	publish_varied(r, 100, more);
+	cr_expect_eq(ring_seek_checked(o, last), -ERANGE);
+	mdb_ring_consumer *d = ring_consumer_open(r, "dur", RING_DURABLE, RING_FROM_END, 0, &err);
+	cr_assert_not_null(d);
+	cr_expect_eq(ring_seek_checked(d, ring_position(r)), -EPERM, "only observers");
+	ring_consumer_close(&d);
+	ring_consumer_close(&o);
+	ring_close(&r);
+}
+
+Test(ring, create_reserves_its_pages_and_ids_differ)
+{
+	mdb_ring *a = make("ida", 1 << 16);
+	struct stat st;
+	char path[600];
+	snprintf(path, sizeof path, "%s/ida.ring", dir);
+	cr_assert_eq(stat(path, &st), 0);
+	/* not sparse: every byte of the file has its block */
+	cr_expect_geq((uint64_t)st.st_blocks * 512, (uint64_t)st.st_size);
+	usleep(1000);
+	mdb_ring *b = make("idb", 1 << 16);
+	cr_expect_neq(ring_id(a), 0);
+	cr_expect_neq(ring_id(a), ring_id(b));
+	ring_close(&b);
+	ring_close(&a);
+}
