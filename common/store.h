@@ -1,13 +1,16 @@
 /* store.h - the SQLite history store (mdb-write(1) documents the schema).
  *
- * Bars and features live in WITHOUT ROWID tables keyed by (symbol, iv, ts),
- * so a row is stored once, in key order, and a repeated or revised record is
- * an upsert on its key. The cursors table holds, per (ring, consumer), the
+ * Bars and features live in WITHOUT ROWID tables keyed by (series id, ts),
+ * a series being one (symbol, iv) of the `series` table, so a row is stored
+ * once, in key order, and a repeated or revised record is an upsert on its
+ * key; readers query the views `bars` and `feats`, keyed by (symbol, iv,
+ * ts). The cursors table holds, per (ring, consumer), the
  * ring position up to which records are in the database; the writer saves it
  * in the same transaction as the rows it covers, so the two never disagree.
  * PRAGMA user_version holds the schema version; store_open() migrates older
  * versions forward in one transaction. The database is in WAL mode: readers
- * never wait for the writer, and the writer never waits for readers.
+ * never wait for the writer, and the writer never waits for readers; a
+ * read-write store checkpoints the WAL on a thread of its own.
  *
  * Library code: functions return 0 (or a count) or -errno, never print:
  *   -EBUSY    another connection holds the write lock (SQLITE_BUSY/LOCKED)
@@ -26,13 +29,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 2 /* what store_open() creates and migrates to */
+#define STORE_SCHEMA_VERSION 3 /* what store_open() creates and migrates to */
 
 struct store_opts {
 	const char *synchronous; /* PRAGMA synchronous: OFF, NORMAL (default), FULL */
 	uint64_t max_bytes;	 /* refuse to grow past this (-ENOSPC); 0: no limit */
 	int busy_ms;		 /* wait this long for a lock before -EBUSY */
 	int cache_mib;		 /* page cache per connection */
+	int ckpt_pages;		 /* WAL pages that start a checkpoint; 0: 4096 */
 	bool readonly;		 /* never create, migrate or write (mdb-write --check) */
 };
 
@@ -59,9 +63,11 @@ int store_found_version(const mdb_store *s);
 /* BEGIN IMMEDIATE: take the write lock now, waiting up to busy_ms.
  * Returns 0, -EBUSY, or -errno. */
 int store_begin(mdb_store *s);
-/* Upsert a bar or feat record (inside a transaction). Returns 1 when a row
- * was added or changed, 0 when an identical row was there already, -EINVAL
- * for other record types, or -errno. Allocates nothing (binds are static). */
+/* Upsert a bar or feat record (inside a transaction), adding its series
+ * when new. Returns 1 when a row was added or changed, 0 when an identical
+ * row was there already, -EINVAL for other record types, -EROFS on a
+ * read-only store, or -errno. Allocates nothing (binds are static, series
+ * ids cached in a table made by store_open()). */
 int store_put(mdb_store *s, const struct mdb_record *r);
 /* Save the position of consumer `consumer` in ring `ring` (inside the
  * transaction whose rows it covers). Returns 0 or -errno. */

@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DAY_NS (86400LL * 1000000000LL)
+#define MIN_NS 60000000000LL
 
 static char dir[64];
 static char path[128];
@@ -128,6 +130,10 @@ Test(store, creates_wal_schema_version_and_without_rowid_tables)
 	cr_expect_eq(sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
 			     " AND sql LIKE '%WITHOUT ROWID'"),
 		     3);
+	/* readers see bars and feats, keyed by (symbol, iv, ts), as views */
+	cr_expect_eq(sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'view'"
+			     " AND name IN ('bars', 'feats')"),
+		     2);
 	s = open_ok(NULL);
 	cr_expect_eq(store_found_version(s), STORE_SCHEMA_VERSION);
 	store_close(&s);
@@ -191,6 +197,29 @@ Test(store, cursor_commits_and_rolls_back_with_the_rows)
 		     "the rolled-back row went with its cursor");
 }
 
+Test(store, a_series_added_by_a_rolled_back_batch_is_added_again)
+{
+	mdb_store *s = open_ok(NULL);
+	cr_assert_eq(store_begin(s), 0);
+	put(s, bar("ES", 60, 1, 1), 1);
+	cr_assert_eq(store_commit(s), 0);
+	/* NQ's series goes with the batch that made it ... */
+	cr_assert_eq(store_begin(s), 0);
+	put(s, bar("NQ", 60, 2, 1), 1);
+	store_rollback(s);
+	/* ... and another series may take its id; NQ then gets a new one */
+	cr_assert_eq(store_begin(s), 0);
+	put(s, bar("YM", 60, 3, 1), 1);
+	put(s, bar("NQ", 60, 4, 1), 1);
+	put(s, bar("NQ", 120, 5, 1), 1);
+	cr_assert_eq(store_commit(s), 0);
+	store_close(&s);
+	cr_expect_eq(sql_int("SELECT count(*) FROM bar_data"), 4);
+	cr_expect_eq(sql_int("SELECT count(*) FROM bars"), 4, "every row has its series");
+	cr_expect_eq(sql_real("SELECT sum(c) FROM bars WHERE symbol = 'NQ'"), 9);
+	cr_expect_eq(sql_real("SELECT c FROM bars WHERE symbol = 'YM'"), 3);
+}
+
 Test(store, retention_prunes_in_small_steps_and_keeps_recent_rows)
 {
 	mdb_store *s = open_ok(NULL);
@@ -228,6 +257,18 @@ Test(store, retention_prunes_in_small_steps_and_keeps_recent_rows)
 	cr_expect_eq(sql_int(q), 1);
 }
 
+/* Open; the file had schema version `version`, and the cursor of ring
+ * "bars" for mdb-write is at pos. */
+static mdb_store *open_found(int version, uint64_t pos)
+{
+	mdb_store *s = open_ok(NULL);
+	cr_expect_eq(store_found_version(s), version);
+	uint64_t got = 0;
+	cr_expect_eq(store_cursor_get(s, "bars", "mdb-write", &got), 0);
+	cr_expect_eq(got, pos);
+	return s;
+}
+
 /* The schema of version 1, as the first prototype made it. */
 static const char schema_v1[] =
     "CREATE TABLE bars (symbol TEXT NOT NULL, iv INTEGER NOT NULL, ts INTEGER NOT NULL,"
@@ -239,14 +280,10 @@ static const char schema_v1[] =
     "INSERT INTO cursors VALUES ('bars', 123456);"
     "PRAGMA user_version = 1;";
 
-Test(store, migrates_version_1_to_2_keeping_rows_and_cursors)
+Test(store, migrates_version_1_to_3_keeping_rows_and_cursors)
 {
 	sql(schema_v1);
-	mdb_store *s = open_ok(NULL);
-	cr_expect_eq(store_found_version(s), 1);
-	uint64_t pos = 0;
-	cr_expect_eq(store_cursor_get(s, "bars", "mdb-write", &pos), 0);
-	cr_expect_eq(pos, 123456);
+	mdb_store *s = open_found(1, 123456);
 	/* the migrated tables take upserts like new ones */
 	cr_assert_eq(store_begin(s), 0);
 	put(s, bar("ES", 120, 2, 1), 1);
@@ -254,13 +291,13 @@ Test(store, migrates_version_1_to_2_keeping_rows_and_cursors)
 	put(s, feat("ES", 120, 40), 1);
 	cr_assert_eq(store_commit(s), 0);
 	store_close(&s);
-	cr_expect_eq(sql_int("PRAGMA user_version"), 2);
+	cr_expect_eq(sql_int("PRAGMA user_version"), 3);
 	cr_expect_eq(sql_int("SELECT count(*) FROM bars"), 3);
 	cr_expect_eq(sql_real("SELECT c FROM bars WHERE symbol = 'ES' AND ts = 60"), 1.5);
 	cr_expect_eq(sql_real("SELECT c FROM bars WHERE symbol = 'ES' AND ts = 120"), 2.75);
 	cr_expect_eq(sql_int("SELECT f FROM bars WHERE symbol = 'NQ'"), 5);
 	cr_expect_eq(sql_int("SELECT count(*) FROM bars WHERE bv IS NULL AND av IS NULL"), 3);
-	cr_expect_eq(sql_int("SELECT count(*) FROM sqlite_schema WHERE name LIKE '%_v1'"), 0);
+	cr_expect_eq(sql_int("SELECT count(*) FROM sqlite_schema WHERE name LIKE '%_v_'"), 0);
 	cr_expect_eq(sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
 			     " AND sql LIKE '%WITHOUT ROWID'"),
 		     3);
@@ -268,8 +305,95 @@ Test(store, migrates_version_1_to_2_keeping_rows_and_cursors)
 	    sql_int("SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'"), 1);
 	/* opening again migrates nothing */
 	s = open_ok(NULL);
-	cr_expect_eq(store_found_version(s), 2);
+	cr_expect_eq(store_found_version(s), 3);
 	store_close(&s);
+}
+
+/* A version 2 database, as mdb-write made it before series ids: bars and
+ * feats were tables keyed by (symbol, iv, ts). */
+static const char schema_v2[] =
+    "CREATE TABLE bars (symbol TEXT NOT NULL, iv INTEGER NOT NULL, ts INTEGER NOT NULL,"
+    " o REAL, h REAL, l REAL, c REAL, v REAL, n INTEGER, bv REAL, av REAL,"
+    " f INTEGER NOT NULL DEFAULT 0, src TEXT, PRIMARY KEY (symbol, iv, ts)) WITHOUT ROWID;"
+    "CREATE TABLE feats (symbol TEXT NOT NULL, iv INTEGER NOT NULL, ts INTEGER NOT NULL,"
+    " rsi REAL, ema12 REAL, ema26 REAL, bbm REAL, bbu REAL, bbl REAL, atr REAL, vwap REAL,"
+    " vma REAL, macd REAL, macds REAL, macdh REAL, mom REAL, f INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (symbol, iv, ts)) WITHOUT ROWID;"
+    "CREATE TABLE cursors (ring TEXT NOT NULL, consumer TEXT NOT NULL,"
+    " position INTEGER NOT NULL, updated_ns INTEGER NOT NULL,"
+    " PRIMARY KEY (ring, consumer)) WITHOUT ROWID;"
+    "INSERT INTO bars VALUES ('ES', 60, 60, 1, 2, 0.5, 1.5, 10, 3, 4, 6, 1, 'sc'),"
+    " ('ES', 60, 120, 1.5, 2.5, 1, 2, 11, 4, NULL, NULL, 1, NULL),"
+    " ('ES', 300, 0, 7, 7, 7, 7, 1, 1, NULL, NULL, 1, NULL),"
+    " ('NQ', 300, 0, 9, 9, 9, 9, 1, 1, NULL, NULL, 5, 'poly');"
+    "INSERT INTO feats (symbol, iv, ts, rsi, ema12, mom, f) VALUES"
+    " ('ES', 60, 60, 55.5, 1.25, NULL, 1), ('YM', 60, 0, 40, NULL, -2, 1);"
+    "INSERT INTO cursors VALUES ('bars', 'mdb-write', 777, 5), ('feat', 'mdb-write', 9, 5);"
+    "PRAGMA user_version = 2;";
+
+Test(store, migrates_version_2_to_3_keeping_rows_features_and_cursors)
+{
+	sql(schema_v2);
+	char before[2][4096] = {"", ""};
+	/* every row of both, as text, before and after */
+	const char *dump[] = {"SELECT group_concat(r, ';') FROM (SELECT quote(symbol) || iv || ts"
+			      " || quote(o) || quote(h) || quote(l) || quote(c) || quote(v) || n"
+			      " || quote(bv) || quote(av) || f || quote(src) AS r FROM bars"
+			      " ORDER BY symbol, iv, ts)",
+			      "SELECT group_concat(r, ';') FROM (SELECT quote(symbol) || iv || ts"
+			      " || quote(rsi) || quote(ema12) || quote(mom) || quote(macd) || f"
+			      " AS r FROM feats ORDER BY symbol, iv, ts)"};
+	sqlite3 *db;
+	for (int pass = 0; pass < 2; pass++) {
+		cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+		for (int t = 0; t < 2; t++) {
+			sqlite3_stmt *st;
+			cr_assert_eq(sqlite3_prepare_v2(db, dump[t], -1, &st, NULL), SQLITE_OK,
+				     "%s", sqlite3_errmsg(db));
+			cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+			const char *txt = (const char *)sqlite3_column_text(st, 0);
+			if (pass == 0)
+				snprintf(before[t], sizeof before[t], "%s", txt);
+			else
+				cr_expect_str_eq(txt, before[t], "table %d changed", t);
+			sqlite3_finalize(st);
+		}
+		sqlite3_close(db);
+		if (pass == 0) { /* migrate */
+			mdb_store *s = open_ok(NULL);
+			cr_expect_eq(store_found_version(s), 2);
+			store_close(&s);
+		}
+	}
+	/* the dumps compared hold every row: 4 bars, 2 feats */
+	cr_expect(strstr(before[0], "'NQ'3000") && strstr(before[0], "'sc'") &&
+		      strstr(before[1], "'YM'600"),
+		  "%s | %s", before[0], before[1]);
+	cr_expect_eq(sql_int("PRAGMA user_version"), 3);
+	cr_expect_eq(sql_int("SELECT count(*) FROM series"), 4, "ES/60, ES/300, NQ/300, YM/60");
+	cr_expect_eq(sql_int("SELECT count(*) FROM sqlite_schema WHERE name LIKE '%_v2'"), 0);
+	cr_expect_eq(sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'view'"), 2);
+	cr_expect_eq(
+	    sql_int("SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'"), 1);
+	/* the cursors and the rows are where the writer expects them */
+	mdb_store *s = open_found(3, 777);
+	cr_assert_eq(store_begin(s), 0);
+	struct mdb_record r = bar("NQ", 0, 9, 5);
+	r.bar.iv = 300;
+	r.bar.o = r.bar.h = r.bar.l = 9;
+	r.bar.v = 1;
+	r.bar.n = 1;
+	snprintf(r.src, sizeof r.src, "poly");
+	put(s, r, 0);			    /* the migrated row, repeated */
+	put(s, bar("ES", 120, 2.75, 1), 1); /* revised */
+	put(s, feat("YM", 0, 40), 1);	    /* ema12.. now NaN: mom NULL too */
+	put(s, bar("YM", 60, 1, 1), 1);	    /* a new row of a migrated series */
+	cr_assert_eq(store_commit(s), 0);
+	store_close(&s);
+	cr_expect_eq(sql_real("SELECT c FROM bars WHERE symbol = 'ES' AND iv = 60 AND ts = 120"),
+		     2.75);
+	cr_expect_eq(sql_int("SELECT count(*) FROM bars"), 5);
+	cr_expect_eq(sql_int("SELECT count(*) FROM series"), 4);
 }
 
 Test(store, readonly_open_neither_creates_nor_migrates)
@@ -330,12 +454,13 @@ Test(store, integrity_check_finds_a_damaged_page)
 	store_close(&s);
 	sql("PRAGMA wal_checkpoint(TRUNCATE)");
 	int64_t psz = sql_int("PRAGMA page_size");
-	/* scribble over page 2, the root of bars (an interior b-tree page) */
+	int64_t root = sql_int("SELECT rootpage FROM sqlite_schema WHERE name = 'bar_data'");
+	/* scribble over the root of bar_data (an interior b-tree page) */
 	int fd = open(path, O_WRONLY);
 	cr_assert_geq(fd, 0);
 	char junk[1024];
 	memset(junk, 0x5a, sizeof junk);
-	cr_assert_eq(pwrite(fd, junk, sizeof junk, psz + 8), (ssize_t)sizeof junk);
+	cr_assert_eq(pwrite(fd, junk, sizeof junk, (root - 1) * psz + 8), (ssize_t)sizeof junk);
 	close(fd);
 	int err = 0;
 	s = store_open(path, NULL, &err, msg, sizeof msg);
@@ -359,6 +484,43 @@ Test(store, a_new_database_has_16k_pages_an_old_one_keeps_its_own)
 	s = open_ok(NULL);
 	store_close(&s);
 	cr_expect_eq(sql_int("PRAGMA page_size"), 4096);
+}
+
+static off_t file_size(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 ? st.st_size : 0;
+}
+
+Test(store, the_wal_is_checkpointed_by_a_thread_while_the_writer_goes_on)
+{
+	struct store_opts o;
+	store_opts_default(&o);
+	o.ckpt_pages = 8;
+	mdb_store *s = open_ok(&o);
+	char wal[sizeof path + 8];
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	off_t db0 = file_size(path);
+	/* 40 batches of 500 rows: ~50 pages of 16 KiB in all */
+	for (int b = 0; b < 40; b++) {
+		cr_assert_eq(store_begin(s), 0);
+		for (int i = 0; i < 500; i++)
+			put(s, bar(i % 2 ? "ES" : "NQ", (b * 500 + i) * MIN_NS, i, 1), 1);
+		cr_assert_eq(store_commit(s), 0);
+	}
+	/* the rows reached the database file while the store is open (SQLite's
+	 * own autocheckpoint is off: only the checkpointer copies them) ... */
+	int64_t t0 = tu_now_ns();
+	while (file_size(path) <= db0 + 16 * 16384 && tu_now_ns() - t0 < 5000000000LL)
+		usleep(10000);
+	cr_expect_gt(file_size(path), db0 + 16 * 16384, "%lld bytes, first %lld",
+		     (long long)file_size(path), (long long)db0);
+	/* ... and the WAL was started again from its beginning, not grown to
+	 * hold every batch */
+	cr_expect_lt(file_size(wal), 30 * 16384, "the WAL holds %lld bytes",
+		     (long long)file_size(wal));
+	store_close(&s);
+	cr_expect_eq(sql_int("SELECT count(*) FROM bars"), 20000);
 }
 
 Test(store, a_locked_database_is_busy_not_an_error)
@@ -438,8 +600,6 @@ Test(store, summary_lists_each_series_with_its_range)
 	cr_expect_gt(db + wal, 0);
 	store_close(&s);
 }
-
-#define MIN_NS 60000000000LL
 
 struct hist {
 	int n;

@@ -10,13 +10,19 @@
  *
  * In the same run, peers on the same disk:
  *   bare   SQLite alone: prepared plain INSERTs of the same rows from memory
- *          in 50k-row transactions, WAL, synchronous=NORMAL, 4 KiB pages
- *          and SQLite's checkpoint interval (what the issue measured);
- *   tuned  the same with mdb-write's settings (16 KiB pages, a checkpoint
- *          every 4096 pages, no memory statistics): the bare limit for
- *          this row shape, so mdb-write / tuned is what our own code costs;
+ *          in 50k-row transactions into version 2's table keyed by (symbol
+ *          TEXT, iv, ts), WAL, synchronous=NORMAL, 4 KiB pages and SQLite's
+ *          checkpoint interval (what the issue measured);
+ *   tuned  the same into mdb-write's own schema (version 3: series ids, a
+ *          (sid, ts) key) with its settings (16 KiB pages, a checkpoint
+ *          every 4096 pages, no memory statistics, no connection mutex):
+ *          the bare limit for this schema, so mdb-write / tuned is what our
+ *          own code costs;
  *   naive  one INSERT per transaction, SQL text built per row, SQLite's
  *          defaults (rollback journal, synchronous=FULL).
+ * The machine is shared: besides rows per second of wall time, each is
+ * given per second of its own CPU time (mdb-write's from /proc, the peers'
+ * from the process clock), which other processes' load moves far less.
  * One extra run adds a reader thread querying the newest 100 bars of a
  * symbol every millisecond while mdb-write writes, and reports its longest
  * wait against the writer's batch interval.
@@ -53,6 +59,9 @@
 #define MINUTE	    60000000000LL
 #define BATCH_MS    100.0 /* mdb-write's default --batch-time */
 #define TARGET_KBPS 500.0
+/* bare SQLite (the peer "bare" below) on this machine when it was quiet
+ * (DESIGN.md section 6): our ratio to it says what a quiet run would give */
+#define QUIET_BARE_KRPS 609.0
 
 struct bench {
 	long bars;
@@ -119,11 +128,26 @@ static int64_t db_int(sqlite3 *db, const char *sql)
 	return v;
 }
 
-/* The same table as mdb-write's (mdb-write(1), SCHEMA). */
+/* The table of mdb-write's schema version 2, keyed by text. */
 static const char bars_ddl[] =
     "CREATE TABLE bars (symbol TEXT NOT NULL, iv INTEGER NOT NULL, ts INTEGER NOT NULL,"
     " o REAL, h REAL, l REAL, c REAL, v REAL, n INTEGER, bv REAL, av REAL,"
     " f INTEGER NOT NULL DEFAULT 0, src TEXT, PRIMARY KEY (symbol, iv, ts)) WITHOUT ROWID";
+
+/* mdb-write's tables now (mdb-write(1), SCHEMA), less feats and views. */
+static const char bars_v3_ddl[] =
+    "CREATE TABLE series (id INTEGER PRIMARY KEY, symbol TEXT NOT NULL,"
+    " iv INTEGER NOT NULL, UNIQUE (symbol, iv));"
+    "CREATE TABLE bar_data (sid INTEGER NOT NULL, ts INTEGER NOT NULL,"
+    " o REAL, h REAL, l REAL, c REAL, v REAL, n INTEGER, bv REAL, av REAL,"
+    " f INTEGER NOT NULL DEFAULT 0, src TEXT, PRIMARY KEY (sid, ts)) WITHOUT ROWID";
+
+static int64_t cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* ---- the reader ---- */
 
@@ -198,8 +222,10 @@ static bool slot_at_end(mdb_ring *r, bool *alive)
 	return false;
 }
 
-/* One run of mdb-write. Returns bars/s; *bytes_per_m gets the size. */
-static double run_writer(const struct bench *b, int idx, struct reader *rd, double *bytes_per_m)
+/* One run of mdb-write. Returns bars/s; *bytes_per_m gets the size, *cpu
+ * bars per second of mdb-write's CPU time. */
+static double run_writer(const struct bench *b, int idx, struct reader *rd, double *bytes_per_m,
+			 double *cpu)
 {
 	char path[PATH_MAX + 32], ring_name[32];
 	snprintf(path, sizeof path, "%s/write-%d.db", b->dir, idx);
@@ -239,6 +265,7 @@ static double run_writer(const struct bench *b, int idx, struct reader *rd, doub
 	}
 	struct mdb_record rec;
 	uint8_t buf[MDB_REC_MAX_BYTES];
+	int64_t c0 = bench_cpu_ns(pid);
 	int64_t t0 = mono_ns();
 	for (long k = 0; k < b->bars; k++) {
 		make_bar(&rec, k);
@@ -252,6 +279,8 @@ static double run_writer(const struct bench *b, int idx, struct reader *rd, doub
 		usleep(500);
 	}
 	int64_t t1 = mono_ns();
+	int64_t c1 = bench_cpu_ns(pid);
+	*cpu = c1 > c0 ? (double)b->bars / ((double)(c1 - c0) / 1e9) : 0;
 	if (rd) {
 		atomic_store(&rd->stop, true);
 		pthread_join(th, NULL);
@@ -278,40 +307,61 @@ static double run_writer(const struct bench *b, int idx, struct reader *rd, doub
 
 /* ---- the peers ---- */
 
-static double run_bare(const struct bench *b, bool tuned)
+/* bare (tuned false) or tuned: rows/s, and *cpu rows per CPU second. */
+static double run_bare(const struct bench *b, bool tuned, double *cpu)
 {
 	char path[PATH_MAX + 32];
 	snprintf(path, sizeof path, "%s/bare.db", b->dir);
 	rm_db(path);
-	sqlite3 *db = db_open(path);
-	if (tuned) /* as common/store.c sets them */
+	sqlite3 *db;
+	if (sqlite3_open_v2(path, &db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				(tuned ? SQLITE_OPEN_NOMUTEX : 0),
+			    NULL) != SQLITE_OK)
+		errx(1, "%s: %s", path, sqlite3_errmsg(db));
+	if (tuned) { /* as common/store.c sets them */
 		db_exec(db, "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL;"
 			    " PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;"
 			    " PRAGMA wal_autocheckpoint = 4096");
-	else
+		db_exec(db, bars_v3_ddl);
+		for (int i = 0; i < SYMBOLS; i++) {
+			char sql[128];
+			snprintf(sql, sizeof sql, "INSERT INTO series VALUES (%d, 'SYM%02d', 60)",
+				 i + 1, i);
+			db_exec(db, sql);
+		}
+	} else {
 		db_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
 			    " PRAGMA cache_size = -65536");
-	db_exec(db, bars_ddl);
+		db_exec(db, bars_ddl);
+	}
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db,
-			       "INSERT INTO bars VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-			       " ?10, ?11, ?12, ?13)",
+			       tuned
+				   ? "INSERT INTO bar_data VALUES (?1, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+				     " ?10, ?11, ?12, ?13)"
+				   : "INSERT INTO bars VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+				     " ?10, ?11, ?12, ?13)",
 			       -1, &st, NULL) != SQLITE_OK)
 		errx(1, "bare: %s", sqlite3_errmsg(db));
 	struct mdb_record *recs = malloc(sizeof *recs * 50000);
 	if (!recs)
 		err(1, "malloc");
-	int64_t t = 0;
+	int64_t t = 0, c = 0;
 	for (long k0 = 0; k0 < b->bars; k0 += 50000) {
 		long n = b->bars - k0 < 50000 ? b->bars - k0 : 50000;
 		for (long i = 0; i < n; i++) /* made before the clock runs: rows from memory */
 			make_bar(&recs[i], k0 + i);
-		int64_t t0 = mono_ns();
+		int64_t t0 = mono_ns(), c0 = cpu_ns();
 		db_exec(db, "BEGIN");
 		for (long i = 0; i < n; i++) {
 			const struct mdb_record *r = &recs[i];
-			sqlite3_bind_text(st, 1, r->s, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, r->bar.iv);
+			if (tuned) { /* the series id, as mdb-write's cache gives it */
+				sqlite3_bind_int64(st, 1, (k0 + i) % SYMBOLS + 1);
+			} else {
+				sqlite3_bind_text(st, 1, r->s, -1, SQLITE_STATIC);
+				sqlite3_bind_int64(st, 2, r->bar.iv);
+			}
 			sqlite3_bind_int64(st, 3, r->ts);
 			sqlite3_bind_double(st, 4, r->bar.o);
 			sqlite3_bind_double(st, 5, r->bar.h);
@@ -329,7 +379,9 @@ static double run_bare(const struct bench *b, bool tuned)
 		}
 		db_exec(db, "COMMIT");
 		t += mono_ns() - t0;
+		c += cpu_ns() - c0;
 	}
+	*cpu = (double)b->bars / ((double)c / 1e9);
 	free(recs);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
@@ -463,41 +515,55 @@ int main(int argc, char **argv)
 	/* memory statistics off in this process too, as mdb-write does: only
 	 * possible before SQLite's first use */
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-	double w[MAX_RUNS], size[MAX_RUNS], bare[MAX_RUNS], tuned[MAX_RUNS], nv[MAX_RUNS],
-	    rb[MAX_RUNS], rt[MAX_RUNS];
+	double w[MAX_RUNS], wc[MAX_RUNS], size[MAX_RUNS], bare[MAX_RUNS], barec[MAX_RUNS],
+	    tuned[MAX_RUNS], tunedc[MAX_RUNS], nv[MAX_RUNS], rb[MAX_RUNS], rbc[MAX_RUNS],
+	    rt[MAX_RUNS], rtc[MAX_RUNS];
 	for (int i = 0; i < b.runs; i++) {
-		w[i] = run_writer(&b, i, NULL, &size[i]);
-		bare[i] = run_bare(&b, false);
-		tuned[i] = run_bare(&b, true);
+		w[i] = run_writer(&b, i, NULL, &size[i], &wc[i]);
+		bare[i] = run_bare(&b, false, &barec[i]);
+		tuned[i] = run_bare(&b, true, &tunedc[i]);
 		nv[i] = run_naive(&b);
 		rb[i] = w[i] / bare[i];
 		rt[i] = w[i] / tuned[i];
+		rbc[i] = wc[i] / barec[i];
+		rtc[i] = wc[i] / tunedc[i];
 		if (b.verbose)
-			fprintf(stderr,
-				"run %d: mdb-write %.0f bars/s (%.1f MB per million), bare %.0f, "
-				"bare tuned %.0f, naive %.0f\n",
-				i + 1, w[i], size[i] / 1e6, bare[i], tuned[i], nv[i]);
+			fprintf(
+			    stderr,
+			    "run %d: mdb-write %.0f bars/s (%.0f per CPU s, %.1f MB per million), "
+			    "bare %.0f (%.0f per CPU s), bare tuned %.0f (%.0f per CPU s), "
+			    "naive %.0f\n",
+			    i + 1, w[i], wc[i], size[i] / 1e6, bare[i], barec[i], tuned[i],
+			    tunedc[i], nv[i]);
 	}
 	struct reader rd = {.cap = 1 << 20};
 	if (!(rd.lat = malloc(sizeof *rd.lat * (size_t)rd.cap)))
 		err(1, "malloc");
-	double sz;
-	double wr = run_writer(&b, b.runs, &rd, &sz);
+	double sz, szc;
+	double wr = run_writer(&b, b.runs, &rd, &sz, &szc);
 
-	double mw = median(w, b.runs), ms = median(size, b.runs), mb = median(bare, b.runs),
-	       mt = median(tuned, b.runs), mn = median(nv, b.runs);
-	printf("mdb-write, ring -> SQLite on disk: %.0f k bars/s (median)\n", mw / 1e3);
+	double mb = median(bare, b.runs), rbm = median(rb, b.runs), rbcm = median(rbc, b.runs);
+	double mw = median(w, b.runs), ms = median(size, b.runs), mt = median(tuned, b.runs),
+	       mn = median(nv, b.runs);
+	printf("mdb-write, ring -> SQLite on disk: %.0f k bars/s (median); %.0f k per second of "
+	       "its CPU time\n",
+	       mw / 1e3, median(wc, b.runs) / 1e3);
 	printf("database size: %.1f MB per million bars\n", ms / 1e6);
-	printf("bare SQLite, prepared INSERT, 50k-row transactions, WAL: %.0f k rows/s (median)\n",
-	       mb / 1e3);
-	printf("bare SQLite as above with mdb-write's settings (16 KiB pages, checkpoint every "
-	       "4096 pages): %.0f k rows/s (median)\n",
-	       mt / 1e3);
+	printf("bare SQLite, prepared INSERT, 50k-row transactions, WAL, version 2's text key: "
+	       "%.0f k rows/s (median); %.0f k per CPU second\n",
+	       mb / 1e3, median(barec, b.runs) / 1e3);
+	printf("bare SQLite, mdb-write's schema and settings (series ids, 16 KiB pages, "
+	       "checkpoint every 4096 pages): %.0f k rows/s (median); %.0f k per CPU second\n",
+	       mt / 1e3, median(tunedc, b.runs) / 1e3);
 	printf("naive, one INSERT per transaction, synchronous=FULL: %.1f k rows/s (median)\n",
 	       mn / 1e3);
-	printf("ratio: mdb-write / naive %.0fx; mdb-write / bare SQLite %.2f; mdb-write / bare "
-	       "tuned %.2f (medians of per-run ratios)\n",
-	       mw / mn, median(rb, b.runs), median(rt, b.runs));
+	printf("ratio: mdb-write / naive %.0fx; mdb-write / bare SQLite %.2f, per CPU second "
+	       "%.2f; mdb-write / bare tuned %.2f, per CPU second %.2f (medians of per-run "
+	       "ratios)\n",
+	       mw / mn, rbm, rbcm, median(rt, b.runs), median(rtc, b.runs));
+	printf("scaled: with bare SQLite at the %.0f k rows/s measured on a quiet machine, "
+	       "mdb-write / bare SQLite gives %.0f k bars/s (%.0f k by CPU time)\n",
+	       QUIET_BARE_KRPS, rbm * QUIET_BARE_KRPS, rbcm * QUIET_BARE_KRPS);
 	printf("reader during a run (%.0f k bars/s): %ld queries of the newest 100 bars, "
 	       "max wait %.2f ms, p99 %.2f ms; batch interval %.0f ms\n",
 	       wr / 1e3, rd.queries, rd.max_ms, rd.p99_ms, BATCH_MS);
@@ -512,7 +578,9 @@ int main(int argc, char **argv)
 	rm_rf(b.dir);
 	rm_rf(b.shm);
 	if (!reader_ok)
-		errx(1, "the reader waited up to %.2f ms, p99 %.2f ms (%ld queries): longer than a batch",
+		errx(1,
+		     "the reader waited up to %.2f ms, p99 %.2f ms (%ld queries): longer than a "
+		     "batch",
 		     rd.max_ms, rd.p99_ms, rd.queries);
 	return 0;
 }

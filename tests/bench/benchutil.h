@@ -1,13 +1,20 @@
 /* benchutil.h - what every benchmark in tests/bench needs: the median of a
- * series and removing its scratch directory. (Clocks: common/clock.h.) */
+ * series, removing its scratch directory, pacing and a process's CPU time.
+ * (Clocks: common/clock.h.) */
 #ifndef MDB_BENCHUTIL_H
 #define MDB_BENCHUTIL_H
 
 #include "clock.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
 
 static inline int cmp_double(const void *a, const void *b)
 {
@@ -35,6 +42,37 @@ static inline int bench_rm_one(const char *p, const struct stat *st, int flag, s
 static inline void rm_rf(const char *dir)
 {
 	nftw(dir, bench_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Sleep until CLOCK_MONOTONIC reaches t ns (mono_ns's clock). */
+static inline void bench_sleep_until(int64_t t)
+{
+	struct timespec ts = {t / NS_PER_SEC, t % NS_PER_SEC};
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/* utime + stime of every thread of pid from /proc/PID/stat, in ns
+ * (clock-tick resolution); -1 when the process is gone. */
+static inline int64_t bench_cpu_ns(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')'); /* the command name may hold blanks */
+	unsigned long long ut = 0, st = 0;
+	/* after the name: state ppid pgrp session tty tpgid flags minflt cminflt
+	 * majflt cmajflt utime stime */
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (int64_t)((ut + st) * (unsigned long long)(NS_PER_SEC / sysconf(_SC_CLK_TCK)));
 }
 
 #endif

@@ -20,9 +20,9 @@ grep -q 'empty (bootstrap)' "$tmp/log" || fail "no bootstrap message: $(cat "$tm
 "$bin/mdb-write" --check "$db" >"$tmp/check"; rc=$?
 [ $rc = 3 ] || fail "--check of an empty database: exit $rc, wanted 3"
 grep -q '^integrity: ok' "$tmp/check" || fail "--check: $(cat "$tmp/check")"
-[ "$(sqlite3 "$db" 'PRAGMA user_version; PRAGMA journal_mode')" = "2
+[ "$(sqlite3 "$db" 'PRAGMA user_version; PRAGMA journal_mode')" = "3
 wal" ] || fail "schema version / WAL"
-pass "new database: schema 2, WAL, bootstrap reported, --check exits 3"
+pass "new database: schema 3, WAL, bootstrap reported, --check exits 3"
 
 t1=$(ts 1) t2=$(ts 2)
 cat >"$tmp/in.jsonl" <<EOF
@@ -93,14 +93,14 @@ sqlite3 "$v1" "CREATE TABLE bars (symbol TEXT NOT NULL, iv INTEGER NOT NULL, ts 
 "$bin/mdb-write" --check "$v1" | grep -q 'schema version: 1' || fail "--check v1"
 [ "$(sqlite3 "$v1" 'PRAGMA user_version')" = 1 ] || fail "--check migrated"
 "$bin/mdb-write" --json "$v1" <"$tmp/in.jsonl" 2>"$tmp/log" || fail "migrate: $(cat "$tmp/log")"
-grep -q 'migrated the schema from version 1 to 2' "$tmp/log" || fail "no migration message"
-[ "$(sqlite3 "$v1" 'PRAGMA user_version')" = 2 ] || fail "not migrated"
+grep -q "migrated the schema from version 1 to 3" "$tmp/log" || fail "no migration message"
+[ "$(sqlite3 "$v1" 'PRAGMA user_version')" = 3 ] || fail "not migrated"
 [ "$(sqlite3 "$v1" "SELECT c, src FROM bars WHERE symbol = 'ES' AND ts = $t1")" = "2.25|sc" ] ||
 	fail "v1 row not revised"
 [ "$(sqlite3 "$v1" "SELECT c FROM bars WHERE symbol = 'ES' AND ts = $t2")" = "3.0" ] || fail "v1 row"
 [ "$(sqlite3 "$v1" "SELECT ring, consumer, position FROM cursors")" = "bars|mdb-write|4096" ] ||
 	fail "v1 cursor"
 [ "$(sqlite3 "$v1" "SELECT count(*) FROM sqlite_schema WHERE sql LIKE '%WITHOUT ROWID'")" = 3 ] ||
-	fail "v2 tables"
+	fail "v3 tables"
 "$bin/mdb-write" --check "$v1" >/dev/null || fail "--check after migration"
-pass "a version 1 database is migrated to 2 in place, its rows and cursor kept"
+pass "a version 1 database is migrated to 3 in place, its rows and cursor kept"
