@@ -211,6 +211,16 @@ static void set_status(struct fsrc_result *r, enum fsrc_status st, const char *f
 	va_end(ap);
 }
 
+/* An error about this symbol only: its body does not parse (SYM_ERR), or
+ * the API says it does not know the symbol (API_SYM_ERR). The source stays
+ * healthy for the other symbols. fsrc_parse() tells the two apart for a 4xx
+ * status, then leaves symbol_only at 1 for both. */
+#define SYM_BODY 1
+#define SYM_ANSWER 2
+#define SYM_ERR(r, ...) ((r)->symbol_only = SYM_BODY, set_status((r), FSRC_ERROR, __VA_ARGS__))
+#define API_SYM_ERR(r, ...) \
+	((r)->symbol_only = SYM_ANSWER, set_status((r), FSRC_ERROR, __VA_ARGS__))
+
 /* A number given as a JSON number or a numeric string ("160.7800"). */
 static bool num(const json_t *j, double *out)
 {
@@ -319,7 +329,7 @@ static const mdb_tz *zone_of(mdb_tzcache *zones, const char *name, enum fsrc_typ
 	const char *use = name && *name ? name : fsrc_default_zone(t);
 	const mdb_tz *z = tzcache_get(zones, use, &err);
 	if (!z)
-		set_status(r, FSRC_ERROR, "unknown time zone %.64s", use);
+		SYM_ERR(r, "unknown time zone %.64s", use);
 	return z;
 }
 
@@ -327,15 +337,16 @@ static int parse_yahoo(json_t *root, int iv, struct fsrc_result *r)
 {
 	json_t *chart = json_object_get(root, "chart");
 	if (!json_is_object(chart))
-		return set_status(r, FSRC_ERROR, "no chart object"), 0;
+		return SYM_ERR(r, "no chart object"), 0;
 	json_t *err = json_object_get(chart, "error");
 	if (err && !json_is_null(err)) {
 		const char *d = json_string_value(json_object_get(err, "description"));
-		return set_status(r, FSRC_ERROR, "yahoo error: %.100s", d ? d : "?"), 0;
+		/* "Not Found" (an unknown or delisted ticker), "Bad Request" */
+		return API_SYM_ERR(r, "yahoo error: %.100s", d ? d : "?"), 0;
 	}
 	json_t *res = json_array_get(json_object_get(chart, "result"), 0);
 	if (!json_is_object(res))
-		return set_status(r, FSRC_ERROR, "no chart result"), 0;
+		return SYM_ERR(r, "no chart result"), 0;
 	json_t *ts = json_object_get(res, "timestamp");
 	if (!ts || json_is_null(ts) || (json_is_array(ts) && json_array_size(ts) == 0))
 		return set_status(r, FSRC_NODATA, "no timestamps"), 0;
@@ -348,11 +359,11 @@ static int parse_yahoo(json_t *root, int iv, struct fsrc_result *r)
 	    !json_is_array(ac) || json_array_size(ao) != n || json_array_size(ah) != n ||
 	    json_array_size(al) != n || json_array_size(ac) != n ||
 	    (av && json_array_size(av) != n))
-		return set_status(r, FSRC_ERROR, "quote arrays missing or of different lengths"), 0;
+		return SYM_ERR(r, "quote arrays missing or of different lengths"), 0;
 	for (size_t i = 0; i < n; i++) {
 		json_t *t = json_array_get(ts, i);
 		if (!json_is_integer(t))
-			return set_status(r, FSRC_ERROR, "timestamp %zu is not an integer", i), 0;
+			return SYM_ERR(r, "timestamp %zu is not an integer", i), 0;
 		/* a null anywhere in OHLC means Yahoo has no bar there */
 		struct fsrc_bar b = {.v = NAN};
 		if (!num(json_array_get(ao, i), &b.o) || !num(json_array_get(ah, i), &b.h) ||
@@ -363,7 +374,7 @@ static int parse_yahoo(json_t *root, int iv, struct fsrc_result *r)
 			b.v = v;
 		int64_t s = json_integer_value(t);
 		if (s < 0 || s > INT64_MAX / NS)
-			return set_status(r, FSRC_ERROR, "timestamp %zu out of range", i), 0;
+			return SYM_ERR(r, "timestamp %zu out of range", i), 0;
 		if (iv < 86400)
 			s -= s % iv; /* the live entry carries the quote's time */
 		b.ts = s * NS;
@@ -410,8 +421,12 @@ static int parse_av(json_t *root, mdb_tzcache *zones, struct fsrc_result *r)
 	}
 	json_t *em = json_object_get(root, "Error Message");
 	if (em) {
+		/* "Invalid API call" is its answer to an unknown symbol; a
+		 * missing or invalid apikey is the source's */
 		const char *s = json_string_value(em);
-		return set_status(r, FSRC_ERROR, "alphavantage: %.120s", s ? s : "?"), 0;
+		if (s && strstr(s, "apikey"))
+			return set_status(r, FSRC_ERROR, "alphavantage: %.120s", s), 0;
+		return API_SYM_ERR(r, "alphavantage: %.120s", s ? s : "?"), 0;
 	}
 	json_t *meta = json_object_get(root, "Meta Data");
 	json_t *tzname = meta ? numbered(meta, ". Time Zone") : NULL;
@@ -423,7 +438,7 @@ static int parse_av(json_t *root, mdb_tzcache *zones, struct fsrc_result *r)
 			series = v;
 	}
 	if (!json_is_object(series))
-		return set_status(r, FSRC_ERROR, "no time series"), 0;
+		return SYM_ERR(r, "no time series"), 0;
 	if (json_object_size(series) == 0)
 		return set_status(r, FSRC_NODATA, "empty time series"), 0;
 	const mdb_tz *z = zone_of(zones, json_string_value(tzname), FSRC_ALPHAVANTAGE, r);
@@ -432,7 +447,7 @@ static int parse_av(json_t *root, mdb_tzcache *zones, struct fsrc_result *r)
 	json_object_foreach(series, k, v) {
 		struct fsrc_bar b = {0};
 		if (!json_is_object(v) || local_bar(z, k, &b) < 0)
-			return set_status(r, FSRC_ERROR, "bad time series entry %.40s", k), 0;
+			return SYM_ERR(r, "bad time series entry %.40s", k), 0;
 		if (!num(numbered(v, ". open"), &b.o) || !num(numbered(v, ". high"), &b.h) ||
 		    !num(numbered(v, ". low"), &b.l) || !num(numbered(v, ". close"), &b.c) ||
 		    !num(numbered(v, ". volume"), &b.v)) {
@@ -455,6 +470,10 @@ static int parse_td(json_t *root, mdb_tzcache *zones, struct fsrc_result *r)
 	if ((status && strcmp(status, "error") == 0) || code) {
 		if (msg && strstr(msg, "No data is available"))
 			return set_status(r, FSRC_NODATA, "twelvedata: no data"), 0;
+		/* 400 (an invalid or unknown symbol) and 404 are about the
+		 * request; 401 (key), 403 (plan) and 5xx about the source */
+		json_int_t c = json_integer_value(code);
+		r->symbol_only = c == 400 || c == 404 ? SYM_ANSWER : 0;
 		return set_status(r, FSRC_ERROR, "twelvedata %lld: %.120s",
 				  (long long)json_integer_value(code), msg ? msg : "?"),
 		       0;
@@ -463,7 +482,7 @@ static int parse_td(json_t *root, mdb_tzcache *zones, struct fsrc_result *r)
 	if (!values || (json_is_array(values) && json_array_size(values) == 0))
 		return set_status(r, FSRC_NODATA, "no values"), 0;
 	if (!json_is_array(values))
-		return set_status(r, FSRC_ERROR, "values is not an array"), 0;
+		return SYM_ERR(r, "values is not an array"), 0;
 	json_t *tzname = json_object_get(json_object_get(root, "meta"), "exchange_timezone");
 	const mdb_tz *z = zone_of(zones, json_string_value(tzname), FSRC_TWELVEDATA, r);
 	if (!z)
@@ -476,7 +495,7 @@ static int parse_td(json_t *root, mdb_tzcache *zones, struct fsrc_result *r)
 		const char *when = json_string_value(json_object_get(v, "datetime"));
 		int64_t l;
 		if (!when || tz_parse_datetime(when, &l) < 0)
-			return set_status(r, FSRC_ERROR, "bad datetime in value %zu", i), 0;
+			return SYM_ERR(r, "bad datetime in value %zu", i), 0;
 		/* values ascend (order=ASC): the hour repeated when clocks go
 		 * back comes twice, and its second coming is the later one */
 		int64_t u = tz_local_to_utc(z, l);
@@ -484,7 +503,7 @@ static int parse_td(json_t *root, mdb_tzcache *zones, struct fsrc_result *r)
 			u = tz_local_to_utc_later(z, l);
 		prev = u;
 		if (u > INT64_MAX / NS || u < INT64_MIN / NS)
-			return set_status(r, FSRC_ERROR, "datetime out of range in value %zu", i), 0;
+			return SYM_ERR(r, "datetime out of range in value %zu", i), 0;
 		b.ts = u * NS;
 		if (!num(json_object_get(v, "open"), &b.o) || !num(json_object_get(v, "high"), &b.h) ||
 		    !num(json_object_get(v, "low"), &b.l) || !num(json_object_get(v, "close"), &b.c)) {
@@ -507,17 +526,19 @@ static int parse_polygon(json_t *root, struct fsrc_result *r)
 	if (!err)
 		err = json_string_value(json_object_get(root, "message"));
 	if (!status)
-		return set_status(r, FSRC_ERROR, "no status"), 0;
+		return SYM_ERR(r, "no status"), 0;
 	if (strcmp(status, "OK") != 0 && strcmp(status, "DELAYED") != 0) {
 		if (err && strstr(err, "exceeded the maximum requests"))
 			return set_status(r, FSRC_RATELIMIT, "polygon: %.120s", err), 0;
+		/* ERROR, NOT_AUTHORIZED: the source's */
+		r->symbol_only = strcmp(status, "NOT_FOUND") == 0 ? SYM_ANSWER : 0;
 		return set_status(r, FSRC_ERROR, "polygon %.20s: %.120s", status, err ? err : "?"), 0;
 	}
 	json_t *res = json_object_get(root, "results");
 	if (!res || (json_is_array(res) && json_array_size(res) == 0))
 		return set_status(r, FSRC_NODATA, "no results"), 0;
 	if (!json_is_array(res))
-		return set_status(r, FSRC_ERROR, "results is not an array"), 0;
+		return SYM_ERR(r, "results is not an array"), 0;
 	size_t i;
 	json_t *v;
 	json_array_foreach(res, i, v) {
@@ -525,7 +546,7 @@ static int parse_polygon(json_t *root, struct fsrc_result *r)
 		json_t *t = json_object_get(v, "t");
 		if (!json_is_integer(t) || json_integer_value(t) < 0 ||
 		    json_integer_value(t) > INT64_MAX / 1000000)
-			return set_status(r, FSRC_ERROR, "result %zu has no valid t", i), 0;
+			return SYM_ERR(r, "result %zu has no valid t", i), 0;
 		b.ts = json_integer_value(t) * 1000000;
 		if (!num(json_object_get(v, "o"), &b.o) || !num(json_object_get(v, "h"), &b.h) ||
 		    !num(json_object_get(v, "l"), &b.l) || !num(json_object_get(v, "c"), &b.c)) {
@@ -544,6 +565,9 @@ static int parse_polygon(json_t *root, struct fsrc_result *r)
 	return 0;
 }
 
+static int fsrc_parse_body(enum fsrc_type t, const char *body, size_t len, int iv,
+			   mdb_tzcache *zones, struct fsrc_result *r);
+
 int fsrc_parse(enum fsrc_type t, long http_status, const char *body, size_t len, int iv,
 	       mdb_tzcache *zones, struct fsrc_result *r)
 {
@@ -551,10 +575,33 @@ int fsrc_parse(enum fsrc_type t, long http_status, const char *body, size_t len,
 	r->dropped = 0;
 	r->status = FSRC_OK;
 	r->why[0] = '\0';
+	r->symbol_only = 0;
 	if (http_status == 429)
 		return set_status(r, FSRC_RATELIMIT, "HTTP 429"), 0;
-	if (http_status < 200 || http_status > 299)
+	/* a 4xx but 401/403 (key, plan) may be the API's answer about the
+	 * symbol (Yahoo: 404 with chart.error): the body decides */
+	bool client = http_status >= 400 && http_status <= 499 && http_status != 401 &&
+		      http_status != 403;
+	if ((http_status < 200 || http_status > 299) && !client)
 		return set_status(r, FSRC_ERROR, "HTTP %ld", http_status), 0;
+	int rc = fsrc_parse_body(t, body, len, iv, zones, r);
+	if (rc == 0 && client && !(r->status == FSRC_ERROR && r->symbol_only == SYM_ANSWER)) {
+		r->n = 0;
+		set_status(r, FSRC_ERROR, "HTTP %ld", http_status);
+		r->symbol_only = 0;
+	} else if (rc == 0 && client) {
+		char why[sizeof r->why];
+		snprintf(why, sizeof why, "%s", r->why);
+		set_status(r, FSRC_ERROR, "HTTP %ld: %s", http_status, why);
+	}
+	r->symbol_only = r->symbol_only != 0;
+	return rc;
+}
+
+/* fsrc_parse() once the status says the body is worth reading. */
+static int fsrc_parse_body(enum fsrc_type t, const char *body, size_t len, int iv,
+			   mdb_tzcache *zones, struct fsrc_result *r)
+{
 	json_error_t je;
 	/* duplicate keys are taken, not refused: Alpha Vantage's series is an
 	 * object keyed by local time, and the hour repeated when clocks go back
@@ -562,11 +609,10 @@ int fsrc_parse(enum fsrc_type t, long http_status, const char *body, size_t len,
 	 * is lost to the format) */
 	json_t *root = json_loadb(body, len, 0, &je);
 	if (!root)
-		return set_status(r, FSRC_ERROR, "bad JSON at byte %d: %.80s", je.position, je.text),
-		       0;
+		return SYM_ERR(r, "bad JSON at byte %d: %.80s", je.position, je.text), 0;
 	if (!json_is_object(root)) {
 		json_decref(root);
-		return set_status(r, FSRC_ERROR, "the body is not a JSON object"), 0;
+		return SYM_ERR(r, "the body is not a JSON object"), 0;
 	}
 	int rc = 0;
 	switch (t) {

@@ -58,6 +58,9 @@ struct fsrc_result {
 	struct fsrc_bar *bar; /* ascending by ts, no two with the same ts */
 	int n, cap;           /* owned by the result; reused across parses */
 	int dropped;          /* bars dropped as inconsistent */
+	int symbol_only;      /* FSRC_ERROR about this symbol only (the API does
+			       * not know it, or its body does not parse); 0: about
+			       * the source (HTTP status, key, plan, server error) */
 };
 
 /* What to ask for. */
@@ -82,9 +85,11 @@ int fsrc_interval_ok(enum fsrc_type t, int iv);
 int fsrc_url(enum fsrc_type t, const struct fsrc_req *rq, char *buf, size_t cap);
 
 /* Parse a response of type t: http_status is the HTTP status (429 and 5xx
- * are recognised before the body is looked at), body[0..len) the body; iv
- * the interval asked for; zones the cache local times are converted with.
- * Fills res (res->bar reused, grown as needed) and returns 0, or -ENOMEM. */
+ * are recognised before the body is looked at; another 4xx is the symbol's
+ * only when its body is the API's own "unknown symbol" answer), body[0..len)
+ * the body; iv the interval asked for; zones the cache local times are
+ * converted with. Fills res (res->bar reused, grown as needed; symbol_only
+ * tells whose an FSRC_ERROR is) and returns 0, or -ENOMEM. */
 int fsrc_parse(enum fsrc_type t, long http_status, const char *body, size_t len, int iv,
 	       mdb_tzcache *zones, struct fsrc_result *res);
 

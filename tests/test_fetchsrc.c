@@ -229,3 +229,63 @@ Test(fetchsrc, twelvedata_repeated_hour_at_fall_back, .init = setup, .fini = tea
 	cr_assert_float_eq(res.bar[2].v, 3, 1e-9);
 	cr_assert_eq(res.bar[3].ts, 1730617200 * NS);
 }
+
+/* Whose an error is: the symbol's (the API does not know it, or its body
+ * does not parse) or the source's (HTTP status, key, server error). */
+Test(fetchsrc, symbol_errors_are_told_from_source_errors, .init = setup, .fini = teardown)
+{
+	size_t len;
+	char *b;
+	parse_file(FSRC_YAHOO, "yahoo_error.json", 60);
+	cr_assert_eq(res.status, FSRC_ERROR);
+	cr_assert(res.symbol_only);
+	/* Yahoo answers an unknown ticker with a 404 and chart.error */
+	b = load("yahoo_error.json", &len);
+	cr_assert_eq(fsrc_parse(FSRC_YAHOO, 404, b, len, 60, zones, &res), 0);
+	cr_assert_eq(res.status, FSRC_ERROR);
+	cr_assert(res.symbol_only);
+	cr_assert(strstr(res.why, "HTTP 404: yahoo error: No data found"), "%s", res.why);
+	/* a 404 that is not the API's answer (a wrong base URL) is the source's */
+	const char *nf = "{\"error\":\"not found\"}";
+	cr_assert_eq(fsrc_parse(FSRC_YAHOO, 404, nf, strlen(nf), 60, zones, &res), 0);
+	cr_assert_eq(res.status, FSRC_ERROR);
+	cr_assert(!res.symbol_only, "%s", res.why);
+	cr_assert_eq(fsrc_parse(FSRC_POLYGON, 404, "<html>", 6, 60, zones, &res), 0);
+	cr_assert(!res.symbol_only);
+	/* 401 (key), 403 (plan), 5xx: the source's, whatever the body */
+	for (int i = 0; i < 3; i++) {
+		long st[] = {401, 403, 503};
+		cr_assert_eq(fsrc_parse(FSRC_YAHOO, st[i], b, len, 60, zones, &res), 0);
+		cr_assert_eq(res.status, FSRC_ERROR);
+		cr_assert(!res.symbol_only, "HTTP %ld", st[i]);
+	}
+	parse_file(FSRC_TWELVEDATA, "td_error.json", 60);
+	cr_assert(res.symbol_only, "%s", res.why);
+	const char *td401 = "{\"code\":401,\"message\":\"**apikey** parameter is incorrect\","
+			    "\"status\":\"error\"}";
+	cr_assert_eq(fsrc_parse(FSRC_TWELVEDATA, 200, td401, strlen(td401), 60, zones, &res), 0);
+	cr_assert_eq(res.status, FSRC_ERROR);
+	cr_assert(!res.symbol_only);
+	parse_file(FSRC_ALPHAVANTAGE, "av_error.json", 60);
+	cr_assert(res.symbol_only, "%s", res.why);
+	const char *avkey = "{\"Error Message\":\"the parameter apikey is invalid or missing.\"}";
+	cr_assert_eq(fsrc_parse(FSRC_ALPHAVANTAGE, 200, avkey, strlen(avkey), 60, zones, &res), 0);
+	cr_assert(!res.symbol_only);
+	const char *pnf = "{\"status\":\"NOT_FOUND\",\"message\":\"Ticker not found.\"}";
+	cr_assert_eq(fsrc_parse(FSRC_POLYGON, 200, pnf, strlen(pnf), 60, zones, &res), 0);
+	cr_assert(res.symbol_only);
+	const char *pna = "{\"status\":\"NOT_AUTHORIZED\",\"message\":\"plan\"}";
+	cr_assert_eq(fsrc_parse(FSRC_POLYGON, 200, pna, strlen(pna), 60, zones, &res), 0);
+	cr_assert(!res.symbol_only);
+	/* a body of this symbol that does not parse */
+	cr_assert_eq(fsrc_parse(FSRC_POLYGON, 200, "{\"sta", 5, 60, zones, &res), 0);
+	cr_assert_eq(res.status, FSRC_ERROR);
+	cr_assert(res.symbol_only);
+	/* healthy answers carry no flag */
+	parse_file(FSRC_POLYGON, "polygon_aggs.json", 86400);
+	cr_assert_eq(res.status, FSRC_OK);
+	cr_assert(!res.symbol_only);
+	parse_file(FSRC_TWELVEDATA, "td_429.json", 60);
+	cr_assert_eq(res.status, FSRC_RATELIMIT);
+	cr_assert(!res.symbol_only);
+}

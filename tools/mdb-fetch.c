@@ -85,7 +85,7 @@ struct source {
 	struct rl_breaker br;
 	int inflight;
 	int64_t paused_until; /* monotonic */
-	mdb_counter *c_req, *c_err, *c_rl, *c_state, *c_bars;
+	mdb_counter *c_req, *c_err, *c_rl, *c_state, *c_bars, *c_symerr;
 };
 
 struct symbol {
@@ -96,6 +96,9 @@ struct symbol {
 	bool busy;      /* a transfer is in flight */
 	bool due;       /* wants an answer this cycle */
 	uint32_t tried; /* sources that failed this cycle (bit per index) */
+	/* per source: answers about this symbol only ("unknown symbol", a body
+	 * that does not parse) open this, not the source's breaker */
+	struct rl_breaker br[FETCH_MAX_SOURCES];
 	bool have_last; /* last is the newest bar written */
 	struct fsrc_bar last;
 	bool last_final;
@@ -132,6 +135,7 @@ static struct {
 	mdb_tzcache *zones;
 	struct fsrc_result res;
 	mdb_counter *c_out, *c_req, *c_err, *c_rl, *c_bad, *c_cycles, *c_late, *c_skipped;
+	mdb_counter *c_symerr, *c_timeouts, *c_ontime;
 	int rr; /* round-robin start among symbols */
 	bool stop;
 	/* backfill progress */
@@ -473,6 +477,8 @@ static void finish_config(char **base_urls, int nbase)
 	}
 	for (int i = 0; i < F.nsym; i++) {
 		struct symbol *sy = &F.sym[i];
+		for (int k = 0; k < F.nsrc; k++)
+			rl_breaker_init(&sy->br[k], F.src[k].fail_threshold, F.src[k].cooldown_ns);
 		/* a symbol that names its sources asks them in that order */
 		if (sy->norder < 0) {
 			sy->norder = F.nsrc;
@@ -602,6 +608,16 @@ static void breaker_changed(struct source *s, enum rl_state was)
 		       rl_state_name(s->br.state));
 }
 
+/* A change of sy's own breaker at source s, logged as the source's are. */
+static void sym_breaker_changed(struct symbol *sy, struct source *s, enum rl_state was)
+{
+	enum rl_state now = sy->br[s - F.src].state;
+	if (was != now)
+		logmsg(now == RL_OPEN ? LOG_WARNING : LOG_INFO,
+		       "source %s: %s: symbol breaker %s -> %s", s->name, sy->s,
+		       rl_state_name(was), rl_state_name(now));
+}
+
 enum pick { PICK_SENT, PICK_WAIT, PICK_NONE };
 
 /* The range a request for sy asks: live, from the last bar (itself if it
@@ -718,16 +734,23 @@ static enum pick dispatch_one(struct symbol *sy, int64_t now)
 			continue;
 		if (s->br.state == RL_HALF_OPEN && s->br.probing)
 			continue;
+		/* this symbol set aside at this source (it does not know it) */
+		struct rl_breaker *sb = &sy->br[si];
+		if (sb->state == RL_OPEN && now - sb->opened_at < sb->cooldown_ns)
+			continue;
 		if (s->inflight >= s->concurrency)
 			return PICK_WAIT; /* healthy, with budget: wait for a slot */
-		enum rl_state was = s->br.state;
+		enum rl_state was = s->br.state, sym_was = sb->state;
 		if (!rl_breaker_allow(&s->br, now))
 			continue;
 		breaker_changed(s, was);
+		rl_breaker_allow(sb, now); /* open past its cool-down: half-open */
+		sym_breaker_changed(sy, s, sym_was);
 		if (start(sy, si, now))
 			return PICK_SENT;
 		if (s->br.state == RL_HALF_OPEN)
 			s->br.probing = false; /* the probe never went */
+		sb->probing = false;
 		return PICK_WAIT;
 	}
 	return PICK_NONE;
@@ -774,11 +797,21 @@ static void finish(struct xfer *x, CURLcode code)
 	sy->busy = false;
 	s->inflight--;
 	long http = 0;
+	F.res.symbol_only = 0;
 	if (code == CURLE_OK) {
 		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &http);
 		if (fsrc_parse(s->type, http, x->body ? x->body : "", x->len, F.iv, F.zones,
 			       &F.res) < 0)
 			die(1, "out of memory");
+	} else if (code == CURLE_OPERATION_TIMEDOUT) {
+		/* a source that hangs, before or in the middle of its body: the
+		 * transfer is abandoned and what came of the body is dropped */
+		F.res.n = 0;
+		F.res.status = FSRC_ERROR;
+		counter_add(F.c_timeouts, 1);
+		snprintf(F.res.why, sizeof F.res.why,
+			 "timed out after %lld ms with %zu bytes of the body; transfer abandoned",
+			 (long long)(s->timeout_ns / 1000000), x->len);
 	} else {
 		F.res.n = 0;
 		F.res.status = FSRC_ERROR;
@@ -786,6 +819,7 @@ static void finish(struct xfer *x, CURLcode code)
 		snprintf(F.res.why, sizeof F.res.why, "%s",
 			 x->too_big ? "answer too large" : curl_easy_strerror(code));
 	}
+	struct rl_breaker *sb = &sy->br[x->src];
 	if (F.res.dropped) {
 		counter_add(F.c_bad, (uint64_t)F.res.dropped);
 		logmsg(LOG_WARNING, "source %s: %s: %d inconsistent bars dropped", s->name, sy->s,
@@ -795,6 +829,7 @@ static void finish(struct xfer *x, CURLcode code)
 	case FSRC_OK:
 	case FSRC_NODATA:
 		breaker_changed(s, rl_breaker_success(&s->br));
+		sym_breaker_changed(sy, s, rl_breaker_success(sb));
 		emit(sy, s, x->from, x->to, F.backfill_ns != 0);
 		sy->tried = 0;
 		sy->due = false;
@@ -817,12 +852,28 @@ static void finish(struct xfer *x, CURLcode code)
 		s->paused_until = now + pause;
 		if (s->br.state == RL_HALF_OPEN)
 			s->br.probing = false; /* not an answer about health */
+		sb->probing = false;
 		logmsg(LOG_WARNING, "source %s: rate limited (%s); paused for %.0f s", s->name,
 		       F.res.why, (double)pause / NS);
 		sy->tried |= 1u << x->src;
 		break;
 	}
 	case FSRC_ERROR:
+		if (F.res.symbol_only) {
+			/* about this symbol only: it goes to its next source, the
+			 * source's breaker is not told (the probe slot of a
+			 * half-open source is freed for another symbol) */
+			counter_add(s->c_symerr, 1);
+			counter_add(F.c_symerr, 1);
+			logmsg(LOG_WARNING, "source %s: %s: %s (this symbol only)", s->name, sy->s,
+			       F.res.why);
+			if (s->br.state == RL_HALF_OPEN)
+				s->br.probing = false;
+			sym_breaker_changed(sy, s, rl_breaker_failure(sb, now));
+			sy->tried |= 1u << x->src;
+			break;
+		}
+		sb->probing = false;
 		counter_add(s->c_err, 1);
 		counter_add(F.c_err, 1);
 		logmsg(LOG_WARNING, "source %s: %s: %s", s->name, sy->s, F.res.why);
@@ -832,10 +883,11 @@ static void finish(struct xfer *x, CURLcode code)
 	}
 }
 
-static void drain(void)
+/* Finish every transfer curl has done; returns how many. */
+static int drain(void)
 {
 	CURLMsg *msg;
-	int left;
+	int left, n = 0;
 	while ((msg = curl_multi_info_read(F.multi, &left))) {
 		if (msg->msg != CURLMSG_DONE)
 			continue;
@@ -843,7 +895,9 @@ static void drain(void)
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 		if (x)
 			finish(x, msg->data.result);
+		n++;
 	}
+	return n;
 }
 
 static void progress(bool last)
@@ -878,6 +932,9 @@ static void make_counters(mdb_counters *cnt)
 	F.c_cycles = counter_get(cnt, "cycles");
 	F.c_late = counter_get(cnt, "cycles_late");
 	F.c_skipped = counter_get(cnt, "skipped");
+	F.c_symerr = counter_get(cnt, "symbol_errors");
+	F.c_timeouts = counter_get(cnt, "timeouts");
+	F.c_ontime = counter_get(cnt, "cycles_on_time");
 	for (int i = 0; i < F.nsrc; i++) {
 		struct source *s = &F.src[i];
 		char n[COUNTER_NAME_MAX];
@@ -891,6 +948,8 @@ static void make_counters(mdb_counters *cnt)
 		s->c_state = counter_get(cnt, n);
 		snprintf(n, sizeof n, "%s.bars", s->name);
 		s->c_bars = counter_get(cnt, n);
+		snprintf(n, sizeof n, "%s.symbol_errors", s->name);
+		s->c_symerr = counter_get(cnt, n);
 	}
 }
 
@@ -1037,17 +1096,20 @@ int main(int argc, char **argv)
 	int status = 0;
 	while (!cli_stopping() && !F.stop) {
 		notify_watchdog();
-		int64_t now = mono_ns();
-		dispatch(now);
-		int running;
-		curl_multi_perform(F.multi, &running);
-		drain();
+		/* until a round finishes no transfer: what one frees is used at
+		 * once, not at the next wake-up (a failed symbol's next source in
+		 * this cycle, a freed slot's waiting symbol, a backfill's next
+		 * chunk), and no finished transfer waits unread through the poll */
+		int running, done;
+		do {
+			dispatch(mono_ns());
+			curl_multi_perform(F.multi, &running);
+			done = drain();
+		} while (done && !F.stop && !cli_stopping());
 		if (F.backfill_ns) {
 			progress(false);
 			if (backfill_done())
 				break;
-			dispatch(mono_ns()); /* the next chunks of symbols just answered */
-			curl_multi_perform(F.multi, &running);
 		}
 		outputs_flush(F.out);
 		struct curl_waitfd extra[2] = {{.fd = stop_fd, .events = CURL_WAIT_POLLIN},
@@ -1064,15 +1126,21 @@ int main(int argc, char **argv)
 		uint64_t ticks;
 		if (read(tfd, &ticks, sizeof ticks) == (ssize_t)sizeof ticks && !F.backfill_ns) {
 			counter_add(F.c_cycles, 1);
+			bool late = false;
 			for (int i = 0; i < F.nsym; i++) {
 				struct symbol *sy = &F.sym[i];
-				if (sy->busy || sy->due)
+				if (sy->busy || sy->due) {
 					counter_add(F.c_late, 1); /* last cycle's answer still out */
+					late = true;
+				}
 				if (!sy->busy) {
 					sy->due = true;
 					sy->tried = 0;
 				}
 			}
+			/* every symbol answered (or skipped) before this tick */
+			if (!late)
+				counter_add(F.c_ontime, 1);
 		}
 	}
 	if (F.backfill_ns) {

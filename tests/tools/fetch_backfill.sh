@@ -56,22 +56,45 @@ for s in yh td pg; do
 done
 pass "paced: av held to 3 requests a minute, the rest of IBM from its fallback"
 
-# bootstrap a database: mdb-fetch | mdb-write
+# bootstrap a database: mdb-fetch | mdb-validate | mdb-write, then check
+# the database against the fixture's series: every bar the server has for
+# the 10 days is there once, value for value, and nothing else
 db=$tmp/hist.db
-"$bin/mdb-fetch" -c "$tmp/fetch.conf" --backfill 10d 2>"$tmp/err2" |
-	"$bin/mdb-write" --retention 30d "$db" 2>"$tmp/werr" || fail "mdb-fetch | mdb-write: $(cat "$tmp/err2" "$tmp/werr")"
-for s in NQ IBM AAPL MSFT; do
-	n=$(sqlite3 "$db" "SELECT count(*) FROM bars WHERE symbol = '$s' AND iv = 3600")
-	want=$(grep -c "\"s\":\"$s\"" <(python3 - "$tmp/bf.jsonl" "$s" <<'PY'
-import json, sys, time
-iv = 3600; now = time.time()
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if r["s"] == sys.argv[2] and r["ts"] // 10**9 >= (int(now - 10 * 86400) // iv) * iv:
-        print(json.dumps(r, separators=(",", ":")))
+t_before=$(date +%s)
+"$bin/mdb-fetch" -c "$tmp/fetch.conf" --json --backfill 10d 2>"$tmp/err2" |
+	"$bin/mdb-validate" --json -I 1h 2>"$tmp/verr" | tee "$tmp/valid.jsonl" |
+	"$bin/mdb-write" --json --retention 30d "$db" 2>"$tmp/werr" ||
+	fail "mdb-fetch | mdb-validate | mdb-write: $(cat "$tmp/err2" "$tmp/verr" "$tmp/werr")"
+t_after=$(date +%s)
+grep -q '"t":"rej"' "$tmp/valid.jsonl" && fail "mdb-validate rejected bars: $(grep -m3 '"t":"rej"' "$tmp/valid.jsonl")"
+check_bars "$tmp/valid.jsonl" >/dev/null
+python3 - "$db" "$t_before" "$t_after" <<'PY' || fail "the database does not hold what the server served"
+import sqlite3, sys
+db, t0, t1 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+iv, NS = 3600, 10**9
+con = sqlite3.connect(db)
+rows = {}
+for s, ts, o, h, l, c, v, f in con.execute(
+        "SELECT symbol, ts, o, h, l, c, v, f FROM bars WHERE iv = ?", (iv,)):
+    rows.setdefault(s, {})[ts // NS] = (o, h, l, c, v, f)
+assert sorted(rows) == ["AAPL", "IBM", "MSFT", "NQ"], sorted(rows)
+def want(sym, now):
+    # the fixture's series (fetch_server.py): the final bars of the last 10
+    # days (Yahoo has none where k % 11 == 5)
+    first, end = (now - 10 * 86400) // iv * iv, now // iv * iv
+    out = {}
+    for k in range(first // iv, end // iv):
+        if sym == "NQ" and k % 11 == 5:
+            continue
+        o = 100 + len(sym) + (k % 40) / 4
+        out[k * iv] = (o, o + 0.75, o - 0.25, o + 0.5, 100 + k % 7, 1)
+    return out
+for sym, got in sorted(rows.items()):
+    # the hour may have turned while the backfill ran
+    ok = [w for w in (want(sym, t0), want(sym, t1)) if set(w) == set(got)]
+    assert ok, (sym, len(got), len(want(sym, t0)), sorted(set(want(sym, t0)) ^ set(got))[:6])
+    for ts, val in got.items():
+        assert val == ok[0][ts], (sym, ts, "bad bar", val, ok[0][ts])
+    print(sym, len(got), "rows")
 PY
-))
-	[ "$n" -ge 200 ] && [ $((n - want)) -le 1 ] && [ $((want - n)) -le 1 ] ||
-		fail "$s: $n rows in SQLite, wanted $want"
-done
-pass "backfill into SQLite through mdb-write: 10 days per symbol"
+pass "backfill through mdb-validate into SQLite: every fixture bar of 10 days per symbol, value for value, no rejects, no bad bar"

@@ -31,11 +31,7 @@ probes=$((1 + ($(date +%s%N) - t_open) / 1000000000))
 pass "500s: breaker opens after 2 failures, symbols fall back to the next source"
 
 mode main ok
-deadline=$((SECONDS + 5))
-until grep -q '"src":"main"' "$tmp/out.jsonl"; do
-	[ $SECONDS -lt $deadline ] || fail "bars do not come back from main: $(cat "$tmp/err")"
-	sleep 0.1
-done
+wait_grep '"src":"main"' "$tmp/out.jsonl" 5 "bars do not come back from main"
 grep -q 'source main: circuit breaker open -> half-open' "$tmp/err" || fail "no half-open: $(cat "$tmp/err")"
 grep -q 'source main: circuit breaker half-open -> closed' "$tmp/err" || fail "breaker did not close"
 pass "after the cool-down: half-open, probe succeeds, closed, main serves again"

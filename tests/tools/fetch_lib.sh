@@ -17,6 +17,34 @@ mode() { curl -sf "$api/_mode/$1/$2" >/dev/null || fail "cannot set mode $2 for 
 stats() { curl -sf "$api/_stats"; }
 # srcstat SOURCE FIELD: one number from the statistics (0 when never asked)
 srcstat() { stats | python3 -c "import json,sys; print(json.load(sys.stdin)['sources'].get('$1',{}).get('$2',0))"; }
+# tickers SOURCE: the server's requests per ticker of SOURCE, as "T N" lines
+tickers() { stats | python3 -c "import json,sys; [print(t, n) for t, n in sorted(json.load(sys.stdin)['sources'].get('$1',{}).get('tickers',{}).items())]"; }
+# asked SOURCE TICKER: the server's count of requests for TICKER at SOURCE
+asked() { tickers "$1" | awk -v t="$2" '$1 == t {n = $2} END {print n + 0}'; }
+
+# wait_grep PATTERN FILE SECONDS WHY: until FILE has a line matching
+# PATTERN, or fail with WHY and the end of mdb-fetch's log $tmp/err
+wait_grep()
+{
+	local deadline=$((SECONDS + $3))
+	until grep -q -- "$1" "$2"; do
+		[ $SECONDS -lt $deadline ] || fail "$4: $(tail -n 5 "$tmp/err" 2>/dev/null)"
+		sleep 0.1
+	done
+}
+
+# counters NAME...: the running mdb-fetch's counters NAME..., read at once
+# from outside with mdb-stat, one a line
+counters()
+{
+	"$bin/mdb-stat" --json | python3 -c "
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    if r['tool'] == 'mdb-fetch':
+        for n in sys.argv[1:]:
+            print(r['counters'].get(n, 'missing'))" "$@"
+}
 
 # check_bars FILE: every line is a consistent bar record, and a bar is
 # written again only when something in it changed (a forming bar's close

@@ -13,11 +13,18 @@ path. Control and statistics (never counted as requests):
   GET /_mode/NAME/MODE   how NAME answers from now on: ok, 500, 429,
                          ratelimit (the API's own rate-limit answer: AV Note,
                          TD code 429 in an HTTP 200, 429 elsewhere), timeout
-                         (no answer for 30 s), truncated (Content-Length
-                         longer than the body), garbage (random bytes, 200)
+                         (no answer for 30 s), hang (the headers and half
+                         the body, then nothing for 30 s), truncated
+                         (Content-Length longer than the body), garbage
+                         (random bytes, 200)
+  GET /_unknown/NAME/T   NAME does not know ticker T from now on: it answers
+                         with the API's own "unknown symbol" answer (Yahoo
+                         404 + chart.error, Alpha Vantage "Error Message",
+                         Twelve Data code 400, Polygon status NOT_FOUND)
   GET /_stats            JSON: per source, requests, the most requests seen
-                         in any 60 s window, bad keys, the periods asked;
-                         and the number of TCP connections accepted
+                         in any 60 s window, bad keys, the periods asked,
+                         requests per ticker; and the number of TCP
+                         connections accepted
 
 Bars: price of bar k (k = ts / iv) of ticker T is 100 + len(T) + (k % 40) /
 4; a bar is served only once its open time has come; the bar forming now
@@ -39,12 +46,14 @@ NY = zoneinfo.ZoneInfo("America/New_York")
 KEY = os.environ.get("FETCH_TEST_KEY", "")
 lock = threading.Lock()
 modes = {}
+unknown = set()  # (source, ticker)
 stats = {}
 conns = 0
 
 
 def stat(src):
-    return stats.setdefault(src, {"requests": 0, "times": [], "bad_keys": 0, "periods": []})
+    return stats.setdefault(src, {"requests": 0, "times": [], "bad_keys": 0, "periods": [],
+                                  "tickers": {}})
 
 
 def bar(ticker, ts, iv, now):
@@ -104,6 +113,10 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 modes[parts[2]] = parts[3]
             return self.send(200, "{}")
+        if len(parts) >= 4 and parts[1] == "_unknown":
+            with lock:
+                unknown.add((parts[2], urllib.parse.unquote(parts[3])))
+            return self.send(200, "{}")
         if parts[1:] == ["_stats"]:
             with lock:
                 out = {"conns": conns, "sources": {}}
@@ -116,7 +129,8 @@ class Handler(BaseHTTPRequestHandler):
                         best = max(best, i - j + 1)
                     out["sources"][s] = {"requests": st["requests"], "max_per_min": best,
                                          "bad_keys": st["bad_keys"],
-                                         "periods": st["periods"][-50:]}
+                                         "periods": st["periods"][-50:],
+                                         "tickers": st["tickers"]}
             return self.send(200, json.dumps(out))
         src = parts[1] if len(parts) > 1 else ""
         rest = "/" + "/".join(parts[2:])
@@ -131,11 +145,30 @@ class Handler(BaseHTTPRequestHandler):
                "polygon" if rest.startswith("/v2/aggs/ticker/") else None)
         if api is None:
             return self.send(404, '{"error":"not found"}')
+        ticker = urllib.parse.unquote(
+            rest.split("/")[-1] if api == "yahoo" else
+            rest.split("/")[4] if api == "polygon" else q.get("symbol", ""))
+        with lock:
+            st["tickers"][ticker] = st["tickers"].get(ticker, 0) + 1
+            is_unknown = (src, ticker) in unknown
         key = q.get("apikey", q.get("apiKey"))
         if api != "yahoo" and key != KEY:
             with lock:
                 st["bad_keys"] += 1
             return self.send(401, '{"status":"ERROR","error":"bad key"}')
+        if is_unknown:
+            if api == "yahoo":
+                return self.send(404, json.dumps({"chart": {"result": None, "error": {
+                    "code": "Not Found", "description": "No data found, symbol may be delisted"}}}))
+            if api == "alphavantage":
+                return self.send(200, json.dumps({"Error Message": "Invalid API call. Please retry "
+                                                  "or visit the documentation for "
+                                                  "TIME_SERIES_INTRADAY."}))
+            if api == "twelvedata":
+                return self.send(200, json.dumps({"code": 400, "status": "error", "message":
+                                                  "**symbol** not found: %s." % ticker}))
+            return self.send(200, json.dumps({"status": "NOT_FOUND", "request_id": "x",
+                                              "message": "Ticker not found."}))
         if mode == "500":
             return self.send(500, "<html>Internal Server Error</html>", "text/html")
         if mode == "429":
@@ -159,6 +192,17 @@ class Handler(BaseHTTPRequestHandler):
         body = getattr(self, api)(rest, q)
         with lock:
             st["periods"].append(self.asked)
+        if mode == "hang":
+            raw = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw[: len(raw) // 2])
+            self.wfile.flush()
+            time.sleep(30)
+            self.close_connection = True
+            return
         if mode == "truncated":
             raw = body.encode()
             self.send_response(200)
@@ -246,9 +290,19 @@ class Handler(BaseHTTPRequestHandler):
         return json.dumps(out)
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # a client that hangs up mid-answer (mdb-fetch stopped, a time-out)
+        # is expected here, not a server fault
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 def main():
     port_file = sys.argv[1]
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv = Server(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     tmp = port_file + ".tmp"
     with open(tmp, "w") as f:
