@@ -1,10 +1,11 @@
 /* indicators.c - the O(1) kernels behind ind_peek/ind_commit.
  *
  * Each kernel has a value function that evaluates a candidate input against
- * const state, and a push function that commits it by evaluating the same
- * candidate again and storing it. ind_peek only calls value functions, so a
- * forming bar never changes anything; ind_commit calls both, so a committed
- * bar gets bit for bit the values a peek of it would have given.
+ * const state (eval() collects what it computed in a struct cand), and a
+ * push function that stores that candidate without computing it again.
+ * ind_peek only evaluates, so a forming bar never changes anything;
+ * ind_commit evaluates once and pushes, so a committed bar gets bit for bit
+ * the values a peek of it would have given.
  */
 #include "indicators.h"
 
@@ -103,9 +104,9 @@ static double ema_value(const struct ema *e, double x)
 	return (x - e->val) * e->k + e->val;
 }
 
-static void ema_push(struct ema *e, double x)
+/* Commit x, whose value ema_value() gave as v. */
+static void ema_push(struct ema *e, double x, double v)
 {
-	double v = ema_value(e, x);
 	if (e->cnt < e->n) {
 		e->sum += x;
 		e->cnt++;
@@ -129,19 +130,16 @@ static void rsi_avgs(const struct rsi *r, double d, double *ag, double *al)
 	}
 }
 
-static double rsi_value(const struct rsi *r, double d)
+static double rsi_of(double ag, double al)
 {
-	double ag, al;
-	rsi_avgs(r, d, &ag, &al);
 	if (isnan(ag))
 		return NAN;
 	return ag + al == 0 ? 50.0 : 100.0 * (ag / (ag + al));
 }
 
-static void rsi_push(struct rsi *r, double d)
+/* Commit move d, whose averages rsi_avgs() gave. */
+static void rsi_push(struct rsi *r, double d, double ag, double al)
 {
-	double ag, al;
-	rsi_avgs(r, d, &ag, &al);
 	if (r->cnt < r->n) {
 		r->sg += d > 0 ? d : 0;
 		r->sl += d < 0 ? -d : 0;
@@ -172,9 +170,9 @@ static double atr_value(const struct atr *a, double tr)
 	return (a->val * (a->n - 1) + tr) / a->n;
 }
 
-static void atr_push(struct atr *a, double tr)
+/* Commit tr, whose value atr_value() gave as v. */
+static void atr_push(struct atr *a, double tr, double v)
 {
-	double v = atr_value(a, tr);
 	if (a->cnt < a->n) {
 		a->sum += tr;
 		a->cnt++;
@@ -184,22 +182,28 @@ static void atr_push(struct atr *a, double tr)
 
 /* ---- rolling window ---- */
 
+/* The window's sums with a candidate pushed. */
+struct roll_cand {
+	double k, s1, s2;
+};
+
 /* The sums with x pushed (and the oldest value out when full). */
-static void roll_sums(const struct roll *r, double x, double *k, double *s1, double *s2)
+static void roll_sums(const struct roll *r, double x, struct roll_cand *c)
 {
-	*k = r->cnt ? r->k : x;
-	double d = x - *k;
-	*s1 = r->s1 + d;
-	*s2 = r->s2 + d * d;
+	c->k = r->cnt ? r->k : x;
+	double d = x - c->k;
+	c->s1 = r->s1 + d;
+	c->s2 = r->s2 + d * d;
 	if (r->cnt == r->n) {
-		double o = r->buf[r->head] - *k;
-		*s1 -= o;
-		*s2 -= o * o;
+		double o = r->buf[r->head] - c->k;
+		c->s1 -= o;
+		c->s2 -= o * o;
 	}
 }
 
-/* Mean and population deviation with x pushed; NaN until the window fills. */
-static void roll_value(const struct roll *r, double x, double *mean, double *sd)
+/* Mean and population deviation with the candidate c pushed; NaN until the
+ * window fills. sqrt only when sd is wanted. */
+static void roll_value(const struct roll *r, const struct roll_cand *c, double *mean, double *sd)
 {
 	if (r->cnt + 1 < r->n) {
 		*mean = NAN;
@@ -207,10 +211,8 @@ static void roll_value(const struct roll *r, double x, double *mean, double *sd)
 			*sd = NAN;
 		return;
 	}
-	double k, s1, s2;
-	roll_sums(r, x, &k, &s1, &s2);
-	double m = s1 / r->n, var = s2 / r->n - m * m;
-	*mean = k + m;
+	double m = c->s1 / r->n, var = c->s2 / r->n - m * m;
+	*mean = c->k + m;
 	if (sd)
 		*sd = var > 0 ? sqrt(var) : 0.0;
 }
@@ -221,9 +223,12 @@ static double roll_mean(const struct roll *r)
 	return r->cnt == r->n ? r->k + r->s1 / r->n : NAN;
 }
 
-static void roll_push(struct roll *r, double x)
+/* Commit x, whose sums roll_sums() gave as c. */
+static void roll_push(struct roll *r, double x, const struct roll_cand *c)
 {
-	roll_sums(r, x, &r->k, &r->s1, &r->s2);
+	r->k = c->k;
+	r->s1 = c->s1;
+	r->s2 = c->s2;
 	r->buf[r->head] = x;
 	r->head = r->head + 1 == r->n ? 0 : r->head + 1;
 	if (r->cnt < r->n)
@@ -267,37 +272,23 @@ static int64_t session_of(const struct ind_params *p, int64_t ts)
 	return t % p->session_ns < 0 ? q - 1 : q;
 }
 
-/* The sums with bar b added (a new session starts from zero). */
-static void vwap_sums(const struct ind_params *p, const struct vwap *w, const struct ind_bar *b,
-		      int64_t *sess, double *pv, double *vol)
+/* The VWAP with bar b added (a new session starts from zero) into *c, which
+ * vwap_push() commits; a gap-filled bar adds nothing (*c is left alone). */
+static double vwap_value(const struct ind_params *p, const struct vwap *w, const struct ind_bar *b,
+			 struct vwap *c)
 {
-	*sess = session_of(p, b->ts);
-	bool same = w->has && w->sess == *sess;
-	double v = isnan(b->v) ? 0 : b->v;
-	*pv = (same ? w->pv : 0) + (b->h + b->l + b->c) / 3 * v;
-	*vol = (same ? w->vol : 0) + v;
-}
-
-static double vwap_value(const struct ind_params *p, const struct vwap *w, const struct ind_bar *b)
-{
-	int64_t sess;
-	double pv, vol;
-	if (b->filled) {
-		bool same = w->has && w->sess == session_of(p, b->ts);
-		return same && w->vol > 0 ? w->pv / w->vol : NAN;
-	}
-	vwap_sums(p, w, b, &sess, &pv, &vol);
-	return vol > 0 ? pv / vol : NAN;
-}
-
-static void vwap_push(const struct ind_params *p, struct vwap *w, const struct ind_bar *b)
-{
-	int64_t sess;
-	double pv, vol;
+	int64_t sess = session_of(p, b->ts);
+	bool same = w->has && w->sess == sess;
 	if (b->filled)
-		return;
-	vwap_sums(p, w, b, &sess, &pv, &vol); /* reads w: not into w */
-	*w = (struct vwap){.has = true, .sess = sess, .pv = pv, .vol = vol};
+		return same && w->vol > 0 ? w->pv / w->vol : NAN;
+	double v = isnan(b->v) ? 0 : b->v;
+	*c = (struct vwap){
+	    .has = true,
+	    .sess = sess,
+	    .pv = (same ? w->pv : 0) + (b->h + b->l + b->c) / 3 * v,
+	    .vol = (same ? w->vol : 0) + v,
+	};
+	return c->vol > 0 ? c->pv / c->vol : NAN;
 }
 
 /* ---- the series ---- */
@@ -359,53 +350,102 @@ void ind_free(ind_series **s)
 	*s = NULL;
 }
 
-void ind_peek(const ind_series *s, const struct ind_bar *b, struct ind_values *o)
+/* *dst = *src by 16-byte moves. A plain struct copy of this size becomes a
+ * rep movsq, whose start-up cost was a fifth of a commit. */
+static inline void copy_state(struct state *dst, const struct state *src)
+{
+	typedef uint64_t chunk __attribute__((vector_size(16), aligned(8), may_alias));
+	_Static_assert(sizeof(struct state) % 8 == 0, "state is whole words");
+	chunk *d = (chunk *)dst;
+	const chunk *s = (const chunk *)src;
+	size_t n = sizeof(struct state) / sizeof(chunk);
+#pragma GCC unroll 32
+	for (size_t i = 0; i < n; i++)
+		d[i] = s[i];
+	if (sizeof(struct state) % sizeof(chunk))
+		memcpy((char *)dst + n * sizeof(chunk), (const char *)src + n * sizeof(chunk), 8);
+}
+
+/* What a commit of the evaluated bar stores: computed once by eval(), so a
+ * commit does no arithmetic of its own and its values are a peek's bit for
+ * bit. */
+struct cand {
+	double fast, slow, sig; /* the EMAs with the bar pushed */
+	double d, ag, al;       /* RSI: the move and the averages with it */
+	double tr, atr;
+	struct roll_cand bb, vma;
+	double vol;             /* the volume the volume MA takes */
+	struct vwap vwap;
+};
+
+static inline __attribute__((always_inline)) void
+eval(const ind_series *s, const struct ind_bar *b, struct ind_values *o, struct cand *c)
 {
 	const struct state *st = &s->st;
 	double sd;
 
-	o->ema_fast = ema_value(&st->fast, b->c);
-	o->ema_slow = ema_value(&st->slow, b->c);
+	o->ema_fast = c->fast = ema_value(&st->fast, b->c);
+	o->ema_slow = c->slow = ema_value(&st->slow, b->c);
 	o->macd = o->ema_fast - o->ema_slow; /* NaN while either is */
-	o->macds = isnan(o->macd) ? NAN : ema_value(&st->sig, o->macd);
+	o->macds = c->sig = isnan(o->macd) ? NAN : ema_value(&st->sig, o->macd);
 	o->macdh = o->macd - o->macds;
-	o->rsi = st->has_prev ? rsi_value(&st->rsi, b->c - st->prev_c) : NAN;
-	o->atr = st->has_prev ? atr_value(&st->atr, true_range(b->h, b->l, st->prev_c)) : NAN;
-	roll_value(&st->bb, b->c, &o->bbm, &sd);
+	if (st->has_prev) {
+		c->d = b->c - st->prev_c;
+		rsi_avgs(&st->rsi, c->d, &c->ag, &c->al);
+		o->rsi = rsi_of(c->ag, c->al);
+		c->tr = true_range(b->h, b->l, st->prev_c);
+		o->atr = c->atr = atr_value(&st->atr, c->tr);
+	} else {
+		o->rsi = o->atr = NAN;
+	}
+	roll_sums(&st->bb, b->c, &c->bb);
+	roll_value(&st->bb, &c->bb, &o->bbm, &sd);
 	o->bbu = o->bbm + s->p.bb_k * sd;
 	o->bbl = o->bbm - s->p.bb_k * sd;
-	if (b->filled)
+	if (b->filled) {
 		o->vma = roll_mean(&st->vma);
-	else
-		roll_value(&st->vma, isnan(b->v) ? 0 : b->v, &o->vma, NULL);
-	o->vwap = vwap_value(&s->p, &st->vwap, b);
+	} else {
+		c->vol = isnan(b->v) ? 0 : b->v;
+		roll_sums(&st->vma, c->vol, &c->vma);
+		roll_value(&st->vma, &c->vma, &o->vma, NULL);
+	}
+	o->vwap = vwap_value(&s->p, &st->vwap, b, &c->vwap);
 	o->mom = lag_value(&st->mom, b->c);
+}
+
+void ind_peek(const ind_series *s, const struct ind_bar *b, struct ind_values *o)
+{
+	struct cand c;
+	eval(s, b, o, &c);
 }
 
 void ind_commit(ind_series *s, const struct ind_bar *b, struct ind_values *out)
 {
 	struct state *st = &s->st;
-	if (out)
-		ind_peek(s, b, out);
-	s->undo = *st;
+	struct ind_values v;
+	struct cand c;
+	if (!out)
+		out = &v;
+	eval(s, b, out, &c);
+	copy_state(&s->undo, st);
 	s->undo_bb = st->bb.buf[st->bb.head];
 	s->undo_vma = st->vma.buf[st->vma.head];
 	s->undo_mom = st->mom.buf[st->mom.head];
 	s->can_undo = true;
 
-	double macd = ema_value(&st->fast, b->c) - ema_value(&st->slow, b->c);
-	ema_push(&st->fast, b->c);
-	ema_push(&st->slow, b->c);
-	if (!isnan(macd))
-		ema_push(&st->sig, macd);
+	ema_push(&st->fast, b->c, c.fast);
+	ema_push(&st->slow, b->c, c.slow);
+	if (!isnan(out->macd))
+		ema_push(&st->sig, out->macd, c.sig);
 	if (st->has_prev) {
-		rsi_push(&st->rsi, b->c - st->prev_c);
-		atr_push(&st->atr, true_range(b->h, b->l, st->prev_c));
+		rsi_push(&st->rsi, c.d, c.ag, c.al);
+		atr_push(&st->atr, c.tr, c.atr);
 	}
-	roll_push(&st->bb, b->c);
-	if (!b->filled)
-		roll_push(&st->vma, isnan(b->v) ? 0 : b->v);
-	vwap_push(&s->p, &st->vwap, b);
+	roll_push(&st->bb, b->c, &c.bb);
+	if (!b->filled) {
+		roll_push(&st->vma, c.vol, &c.vma);
+		st->vwap = c.vwap;
+	}
 	lag_push(&st->mom, b->c);
 	st->prev_c = b->c;
 	st->has_prev = true;

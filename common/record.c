@@ -200,6 +200,10 @@ _Static_assert(sizeof feat_fields / sizeof *feat_fields <= MAX_FIELDS, "MAX_FIEL
 _Static_assert(MDB_WHY_MAX <= 256 && MDB_NAME_MAX <= 256 && MDB_SYM_MAX <= 256 &&
 		   MDB_SRC_MAX <= 256,
 	       "string fields fit a str 8");
+/* STR_WORDS_OK: string fields are whole 8-byte words (short_strnlen, put_str). */
+_Static_assert(MDB_WHY_MAX % 8 == 0 && MDB_NAME_MAX % 8 == 0 && MDB_SYM_MAX % 8 == 0 &&
+		   MDB_SRC_MAX % 8 == 0,
+	       "string fields are whole words");
 
 static bool type_valid(int t)
 {
@@ -211,12 +215,18 @@ const char *record_type_name(enum mdb_rtype t)
 	return type_valid((int)t) ? rtypes[t].name : NULL;
 }
 
-enum mdb_rtype record_type_parse(const char *name, size_t len)
+/* record_type_parse(), inlined into record_decode(). */
+static inline enum mdb_rtype type_parse(const void *name, size_t len)
 {
 	for (int t = MDB_REC_NONE + 1; t < MDB_REC_MAX; t++)
 		if (len == rtypes[t].nlen && bytes_eq(name, rtypes[t].name, len))
 			return (enum mdb_rtype)t;
 	return MDB_REC_NONE;
+}
+
+enum mdb_rtype record_type_parse(const char *name, size_t len)
+{
+	return type_parse(name, len);
 }
 
 static void *fptr(struct mdb_record *r, const struct field *f)
@@ -574,8 +584,8 @@ str:
 }
 
 /* Read one complete object at *off (nesting level 1: a map's value) and
- * advance past it. Returns NULL, or a static reason. Float 64 and small
- * ints, most of what records hold, are read inline. */
+ * advance past it. Returns NULL, or a static reason. Float 64, small ints
+ * and short strings, most of what records hold, are read inline. */
 static inline const char *mp_val(const uint8_t *p, size_t len, size_t *off, struct mp_val *v)
 {
 	size_t o = *off;
@@ -596,6 +606,15 @@ static inline const char *mp_val(const uint8_t *p, size_t len, size_t *off, stru
 		v->kind = MV_UINT;
 		v->u = b;
 		*off = o;
+		return NULL;
+	}
+	if ((b & 0xe0) == 0xa0) { /* fixstr: t, s and src */
+		v->n = b & 0x1f;
+		if (v->n > len - o)
+			return mp_truncated;
+		v->kind = MV_STR;
+		v->s = p + o;
+		*off = o + v->n;
 		return NULL;
 	}
 	return mp_val_more(p, len, o, b, off, v);
@@ -711,6 +730,26 @@ int record_wbuf_write(void *data, const char *p, size_t n)
 	return 0;
 }
 
+/* Every string field is whole words (STR_WORDS_OK). */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* strnlen() of a string field of size bytes, a word at a time: the lowest
+ * byte flagged by the zero-byte test is the first NUL (a false flag can only
+ * sit above a real one). Cheaper than the call, or a byte loop. */
+static inline size_t short_strnlen(const char *s, size_t size)
+{
+	for (size_t w = 0; w < size; w += 8) {
+		uint64_t x;
+		memcpy(&x, s + w, 8);
+		x = le64toh(x);
+		uint64_t z = (x - ONES) & ~x & HIGHS;
+		if (z)
+			return w + ((unsigned)__builtin_ctzll(z) >> 3);
+	}
+	return size;
+}
+
 /* The encoder's writers (mpwrite.h). record_encode() sizes the whole map
  * first and checks it against cap once, so they write without checks. */
 
@@ -764,7 +803,7 @@ static inline __attribute__((always_inline)) int encode_as(const struct mdb_reco
 			need += mp_int_size(*(const uint32_t *)p);
 			break;
 		case FK_STR:
-			vn = strnlen(p, f->size);
+			vn = short_strnlen(p, f->size);
 			if (vn == f->size)
 				return -EINVAL; /* no NUL */
 			if (vn == 0 && f->opt)
@@ -941,11 +980,45 @@ static inline int find_field(const struct rtype *d, const uint8_t *k, size_t n, 
 	return -1;
 }
 
-/* Store value v into field f of r. raw[0..rawn) are v's bytes, for rej.r.
+/* Whether s[0..n) holds no NUL. The strings are short: a loop beats a call
+ * to memchr. */
+static inline bool nul_free(const uint8_t *s, size_t n)
+{
+	uint8_t all = 0xff;
+
+	for (size_t i = 0; i < n; i++)
+		all &= (uint8_t)(s[i] ? 0xff : 0);
+	return all != 0;
+}
+
+/* Copy s[0..n) into a NUL-filled string field p (n < its size), by whole
+ * words, the bytes past n masked to NUL, when they are readable (room bytes
+ * at s): a symbol is a few bytes, and the variable-length memcpy (a rep movsb)
+ * cost more than the rest of a bar's decoding. */
+static inline void put_str(void *p, const uint8_t *s, size_t n, size_t room)
+{
+	size_t words = (n + 7) / 8;
+
+	if (words * 8 > room) {
+		memcpy(p, s, n);
+		return;
+	}
+	for (size_t w = 0; w < words; w++) {
+		uint64_t x;
+		size_t keep = n - 8 * w;
+		memcpy(&x, s + 8 * w, 8);
+		if (keep < 8)
+			x = htole64(le64toh(x) & ((1ULL << (8 * keep)) - 1));
+		memcpy((char *)p + 8 * w, &x, 8);
+	}
+}
+
+/* Store value v into field f of r. raw[0..rawn) are v's bytes, for rej.r; the input
+ * is readable up to end.
  * Returns 1 (stored), 0 (nil: left absent) or -1 with *why set. */
 static inline __attribute__((always_inline)) int
 set_field(struct mdb_record *r, const struct field *f, const struct mp_val *v, const uint8_t *raw,
-	  size_t rawn, const char **why)
+	  size_t rawn, const uint8_t *end, const char **why)
 {
 	void *p = fptr(r, f);
 	int64_t i;
@@ -990,10 +1063,10 @@ set_field(struct mdb_record *r, const struct field *f, const struct mp_val *v, c
 	case FK_STR:
 		if (v->kind != MV_STR)
 			break;
-		if (v->n >= f->size || memchr(v->s, 0, v->n))
+		if (v->n >= f->size || !nul_free(v->s, v->n))
 			goto range;
 		/* record_init() zeroed the array: the NUL is there already */
-		memcpy(p, v->s, v->n);
+		put_str(p, v->s, v->n, (size_t)(end - v->s));
 		return 1;
 	case FK_RAW:
 		/* Copy the bytes rather than re-pack the object, so r stays
@@ -1033,10 +1106,43 @@ static inline __attribute__((always_inline)) int decode_in_order(const uint8_t *
 		    !bytes_eq(data + off + 1, f->key, f->klen))
 			continue; /* absent, or another key: the check at the end decides */
 		size_t o = off + 1 + f->klen, voff = o;
+		/* the encodings record_encode() picks for the field's kind, stored
+		 * straight away (f->kind is a constant here) */
+		if (f->kind == FK_F64 && len - o >= 9 && data[o] == 0xcb) {
+			uint64_t u = get_be(data + o + 1, 8);
+			memcpy(fptr(r, f), &u, 8);
+			present |= 1u << i;
+			off = o + 9;
+			nkeys--;
+			continue;
+		}
+		if (f->kind == FK_I64 && len - o >= 9 && data[o] == 0xcf) {
+			uint64_t u = get_be(data + o + 1, 8);
+			if (u <= INT64_MAX) {
+				*(int64_t *)fptr(r, f) = (int64_t)u;
+				present |= 1u << i;
+				off = o + 9;
+				nkeys--;
+				continue;
+			}
+		}
+		if ((f->kind == FK_I64 || f->kind == FK_I32 || f->kind == FK_U32) && len - o >= 1 &&
+		    data[o] <= 0x7f) { /* positive fixint: in range for every kind */
+			if (f->kind == FK_I64)
+				*(int64_t *)fptr(r, f) = data[o];
+			else if (f->kind == FK_I32)
+				*(int32_t *)fptr(r, f) = data[o];
+			else
+				*(uint32_t *)fptr(r, f) = data[o];
+			present |= 1u << i;
+			off = o + 1;
+			nkeys--;
+			continue;
+		}
 		struct mp_val v;
 		if (mp_val(data, len, &o, &v))
 			return -1;
-		int rc = set_field(r, f, &v, data + voff, o - voff, &sem);
+		int rc = set_field(r, f, &v, data + voff, o - voff, data + len, &sem);
 		if (rc < 0)
 			return -1;
 		if (rc > 0)
@@ -1096,7 +1202,7 @@ int record_decode(mdb_codec *c, const uint8_t *data, size_t len, struct mdb_reco
 			return bad(why, e);
 		if (v.kind != MV_STR) {
 			sem = "t: not a string";
-		} else if (!(t = record_type_parse((const char *)v.s, v.n))) {
+		} else if (!(t = type_parse(v.s, v.n))) {
 			sem = "unknown t";
 		} else {
 			/* what record_init(r, t) does, from the codec's copy */
@@ -1158,7 +1264,7 @@ int record_decode(mdb_codec *c, const uint8_t *data, size_t len, struct mdb_reco
 		voff = off;
 		if ((e = mp_val(data, len, &off, &v)))
 			return bad(why, e);
-		rc = set_field(r, &d->fields[fi], &v, data + voff, off - voff, &sem);
+		rc = set_field(r, &d->fields[fi], &v, data + voff, off - voff, data + len, &sem);
 		if (rc > 0)
 			present |= 1u << fi;
 	}

@@ -311,6 +311,13 @@ void lvc_put(mdb_lvc *c, int slot, const struct lvc_value *v)
 			      memory_order_relaxed);
 }
 
+void lvc_prefetch(const mdb_lvc *c, int slot)
+{
+	const char *e = (const char *)&c->e[slot];
+	for (size_t i = 0; i < sizeof(struct lvc_entry); i += 64)
+		__builtin_prefetch(e + i, 1, 3);
+}
+
 int lvc_read(const mdb_lvc *c, int slot, struct lvc_item *out)
 {
 	if (slot < 0 || (uint32_t)slot >= c->cap)

@@ -83,6 +83,10 @@ int lvc_slot(mdb_lvc *c, const char *s, int32_t iv);
 /* Writer: store v in slot under the entry's seqlock. */
 void lvc_put(mdb_lvc *c, int slot, const struct lvc_value *v);
 
+/* Writer: start loading slot's entry into the cache, for an lvc_put soon
+ * after (the entry has often left the cache since its last update). */
+void lvc_prefetch(const mdb_lvc *c, int slot);
+
 /* Reader: the slot of (s, iv), or -ENOENT. */
 int lvc_find(const mdb_lvc *c, const char *s, int32_t iv);
 /* Reader: a consistent copy of slot. Returns 0, -ENOENT (no key there, or

@@ -27,6 +27,7 @@
 #include "notify.h"
 #include "lvc.h"
 #include "shm.h"
+#include "warmup.h"
 
 #include <errno.h>
 #include <math.h>
@@ -35,9 +36,14 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Records passed on between two releases of the input rings. */
-#define RELEASE_EVERY 64
+/* Records passed on between two releases of the input rings (and two
+ * publications of the output rings). Under load each publication wakes a
+ * sleeping consumer (a futex syscall): 256 makes that a few ns a bar, and a
+ * record waits for at most 256 input records (about 100 us at 2 M/s). */
+#define RELEASE_EVERY 256
 #define DEFAULT_LVC "mdb"
+/* Entries of the recent-series cache (a power of two). */
+#define RECENT 1024
 
 enum {
 	OPT_LVC = CLI_OPT_FIRST_TOOL,
@@ -57,6 +63,8 @@ enum {
 };
 
 struct series {
+	char s[MDB_SYM_MAX]; /* the key, NUL-padded */
+	int32_t iv;
 	ind_series *ind;
 	int lvc;            /* slot in the last-value cache, -1: none */
 	bool forming;       /* fb holds the bar being formed */
@@ -68,6 +76,7 @@ struct engine {
 	mdb_keymap *keys;
 	struct series *ser; /* by keymap index */
 	int nser, capser;
+	int recent[RECENT]; /* series index + 1 by key_slot(), 0: none */
 	mdb_lvc *lvc;
 	mdb_outputs *out;
 	bool forward;
@@ -151,15 +160,37 @@ static int emit(struct engine *e, const struct mdb_msg *m)
 	return 0;
 }
 
-/* The series of (s, iv), made on first sight. NULL when out of memory. */
-static struct series *series_get(struct engine *e, const char *s, int32_t iv)
+/* A slot of the recent-series cache for (s, iv), from the symbol's first 16
+ * bytes (most symbols fit in 8) and the interval. */
+static unsigned key_slot(const char s[MDB_SYM_MAX], int32_t iv)
 {
+	uint64_t a, b;
+	memcpy(&a, s, 8);
+	memcpy(&b, s + 8, 8);
+	uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)(uint32_t)iv << 40);
+	h = (h ^ (h >> 33)) * 0xff51afd7ed558ccdULL; /* MurmurHash3's fmix64 */
+	h = (h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53ULL;
+	return (unsigned)(h >> 33) & (RECENT - 1);
+}
+
+/* The series of (s, iv), made on first sight. NULL when out of memory.
+ * s is a record's symbol field: NUL-padded to MDB_SYM_MAX bytes. A small
+ * direct-mapped cache in front of the keymap answers most bars with one
+ * hash and one fixed-size compare (no string hashing, no strcmp). */
+static struct series *series_get(struct engine *e, const char s[MDB_SYM_MAX], int32_t iv)
+{
+	unsigned slot = key_slot(s, iv);
+	int c = e->recent[slot] - 1;
+	if (c >= 0 && e->ser[c].iv == iv && memcmp(e->ser[c].s, s, MDB_SYM_MAX) == 0)
+		return &e->ser[c];
 	int added;
 	int i = keymap_get(e->keys, s, iv, &added);
 	if (i < 0)
 		return NULL;
-	if (!added)
+	if (!added) {
+		e->recent[slot] = i + 1;
 		return &e->ser[i];
+	}
 	if (i == e->capser) {
 		int ncap = e->capser ? 2 * e->capser : 64;
 		struct series *ns = realloc(e->ser, (size_t)ncap * sizeof *ns);
@@ -169,9 +200,11 @@ static struct series *series_get(struct engine *e, const char *s, int32_t iv)
 		e->capser = ncap;
 	}
 	struct series *se = &e->ser[i];
-	*se = (struct series){.lvc = -1};
+	*se = (struct series){.iv = iv, .lvc = -1};
+	memcpy(se->s, s, strnlen(s, sizeof se->s - 1)); /* the rest stays NUL */
 	if (!(se->ind = ind_new(&e->p)))
 		return NULL;
+	e->recent[slot] = i + 1;
 	e->nser = i + 1;
 	counter_set(e->c_series, (uint64_t)e->nser);
 	if (e->lvc) {
@@ -208,6 +241,8 @@ static int features(struct engine *e, const struct mdb_record *b, struct series 
 	if (!se)
 		return -ENOMEM;
 	*sep = se;
+	if (se->lvc >= 0) /* on_bar updates it once the features are made */
+		lvc_prefetch(e->lvc, se->lvc);
 	struct ind_bar ib = {
 	    .ts = b->ts, .o = b->bar.o, .h = b->bar.h, .l = b->bar.l, .c = b->bar.c,
 	    .v = isnan(b->bar.v) ? 0 : b->bar.v, .filled = (b->bar.f & MDB_F_FILLED) != 0,
@@ -281,60 +316,55 @@ static int on_bar(struct engine *e, const struct mdb_record *b)
 	return emit(e, &m);
 }
 
+struct warm_ctx {
+	struct engine *e;
+	mdb_codec *codec;
+	long bars; /* replayed */
+};
+
+/* warmup_fn: one retained bar through the indicators only. */
+static int warm_bar(void *ctx, const struct ring_rec *rec)
+{
+	struct warm_ctx *w = ctx;
+	static struct mdb_record bar;
+	const char *why;
+	if (rec->type != MDB_REC_BAR ||
+	    record_decode(w->codec, rec->data, rec->len, &bar, &why) < 0 || !bar_ok(&bar))
+		return 0;
+	struct series *se;
+	struct ind_values v;
+	w->bars++;
+	return features(w->e, &bar, &se, &v) == -ENOMEM ? -ENOMEM : 0;
+}
+
 /* Replay the bars of input ring `uri` that lie before consumer c's
- * position through the indicators (see the top of the file). An observer
- * reads them, so the producer is never held and a record overwritten
- * meanwhile is noticed (a lap: logged, the state then has a gap). Returns
- * the bars replayed, or -ENOMEM. */
+ * position through the indicators (see the top of the file). A lap is
+ * logged: the state then has a gap. Returns the bars replayed, or
+ * -ENOMEM. */
 static long warm_up(struct engine *e, const char *uri, mdb_ring_consumer *c, mdb_codec *codec,
 		    const char *name)
 {
 	uint64_t until = ring_consumer_position(c);
-	int err;
-	mdb_ring *r = ring_open(uri + 5, &err);
-	if (!r)
-		return 0;
 	char oname[RING_NAME_MAX];
 	snprintf(oname, sizeof oname, "%.32s.warm%d", name, (int)getpid() % 100000);
-	mdb_ring_consumer *o = ring_consumer_open(r, oname, RING_OBSERVER, RING_FROM_START, 0, &err);
-	if (!o) {
+	struct warm_ctx w = {e, codec, 0};
+	bool lapped;
+	long n = warmup_ring(uri + 5, until, oname, warm_bar, &w, &lapped);
+	if (lapped)
+		logmsg(LOG_WARNING, "%s: warm-up overtaken by the producer: some bars "
+				    "before position %llu are missing from the state",
+		       uri, (unsigned long long)until);
+	if (n < 0 && n != -ENOMEM) {
 		logmsg(LOG_WARNING, "%s: warm-up: %s (starting from empty state)", uri,
-		       strerror(-err));
-		ring_close(&r);
+		       strerror((int)-n));
 		return 0;
 	}
-	uint64_t from = ring_consumer_position(o);
-	long n = 0;
-	struct ring_rec rec;
-	static struct mdb_record bar;
-	int rc;
-	while (ring_consumer_position(o) < until && (rc = ring_next(o, &rec)) != 0) {
-		if (rc == RING_LAPPED) {
-			logmsg(LOG_WARNING, "%s: warm-up overtaken by the producer: some bars "
-					    "before position %llu are missing from the state",
-			       uri, (unsigned long long)until);
-			continue;
-		}
-		if (rc < 0 || rec.pos >= until)
-			break;
-		const char *why;
-		if (rec.type != MDB_REC_BAR ||
-		    record_decode(codec, rec.data, rec.len, &bar, &why) < 0 || !bar_ok(&bar))
-			continue;
-		struct series *se;
-		struct ind_values v;
-		if (features(e, &bar, &se, &v) == -ENOMEM) {
-			n = -ENOMEM;
-			break;
-		}
-		n++;
-	}
-	ring_consumer_close(&o);
-	ring_close(&r);
-	if (n > 0)
-		logmsg(LOG_INFO, "%s: warmed up from %ld bars (positions %llu to %llu)", uri, n,
-		       (unsigned long long)from, (unsigned long long)until);
-	return n;
+	if (n < 0)
+		return n;
+	if (w.bars > 0)
+		logmsg(LOG_INFO, "%s: warmed up from %ld bars (up to position %llu)", uri, w.bars,
+		       (unsigned long long)until);
+	return w.bars;
 }
 
 int main(int argc, char **argv)

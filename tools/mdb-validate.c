@@ -14,6 +14,14 @@
  *                   of a sub-bar replace it and never count twice.
  * A record is checked against every output it feeds before any is changed:
  * it is applied everywhere or rejected once.
+ *
+ * Warm-up: a restarted mdb-validate resumes each input ring at its consumer
+ * slot. Before it reads on, it replays the records each input ring still
+ * retains before that position through the same code with every output,
+ * counter and log muted, so the bars that were forming when it stopped
+ * continue with all their records (not only those after the slot), and
+ * the bar before the slot is sent final when the next one opens. Records
+ * read again after the slot give the same bars again: repeats by key.
  */
 #include "clock.h"
 #include "cli.h"
@@ -22,6 +30,7 @@
 #include "keymap.h"
 #include "log.h"
 #include "notify.h"
+#include "warmup.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -30,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define RELEASE_EVERY 64
 #define MAX_IV 16          /* intervals in -I */
@@ -93,6 +103,7 @@ struct validator {
 	int spike_reset;
 	int64_t close_after; /* < 0: only by data */
 	bool final_only;
+	bool warming;      /* replaying retained input: write nothing, count nothing */
 	mdb_keymap *symk, *ink, *outk;
 	struct sym *syms;
 	struct inbar *ins;
@@ -162,6 +173,8 @@ static void parse_intervals(struct validator *v, char *list)
 static int write_msg(struct validator *v, mdb_outputs *o, const struct mdb_msg *m)
 {
 	int rc;
+	if (v->warming)
+		return 0;
 	while (((rc = outputs_write(o, m)) == -EINTR || rc == -ETIMEDOUT) && !cli_stopping())
 		counter_add(v->c_held, rc == -ETIMEDOUT);
 	if (rc == -ETIMEDOUT)
@@ -178,6 +191,8 @@ static int write_msg(struct validator *v, mdb_outputs *o, const struct mdb_msg *
 /* Send a rej record for the input m with the reason in v->why. */
 static int reject(struct validator *v, const struct mdb_msg *m)
 {
+	if (v->warming)
+		return 0;
 	counter_add(v->c_rej, 1);
 	if (v->logged < LOG_REJECTS && ++v->logged)
 		logmsg(LOG_NOTICE, "rejected: %s%s", v->why,
@@ -576,6 +591,58 @@ static int close_all(struct validator *v)
 	return 0;
 }
 
+struct warm_ctx {
+	struct validator *v;
+	mdb_codec *codec;
+	long n; /* ticks and bars replayed */
+};
+
+/* warmup_fn: one retained tick or bar through the bar builder, muted. */
+static int warm_rec(void *ctx, const struct ring_rec *rec)
+{
+	struct warm_ctx *w = ctx;
+	static struct mdb_record r;
+	const char *why;
+	struct mdb_msg m = {.type = rec->type, .len = rec->len, .data = rec->data};
+	if ((rec->type != MDB_REC_TICK && rec->type != MDB_REC_BAR) ||
+	    record_decode(w->codec, rec->data, rec->len, &r, &why) < 0)
+		return 0;
+	w->n++;
+	int rc = rec->type == MDB_REC_TICK ? on_tick(w->v, &m, &r) : on_bar(w->v, &m, &r);
+	return rc == -ENOMEM ? rc : 0;
+}
+
+/* Rebuild the state from input ring `uri` before consumer c's position
+ * (see the top of the file), with the counters muted too. */
+static void warm_up(struct validator *v, const char *uri, mdb_ring_consumer *c,
+		    mdb_codec *codec, const char *name)
+{
+	uint64_t until = ring_consumer_position(c);
+	char oname[RING_NAME_MAX];
+	snprintf(oname, sizeof oname, "%.32s.warm%d", name, (int)getpid() % 100000);
+	struct warm_ctx w = {v, codec, 0};
+	mdb_counter *k[] = {v->c_out, v->c_rej, v->c_dup, v->c_filled, v->c_err, v->c_held};
+	v->c_out = v->c_rej = v->c_dup = v->c_filled = v->c_err = v->c_held = NULL;
+	v->warming = true;
+	bool lapped;
+	long rc = warmup_ring(uri + 5, until, oname, warm_rec, &w, &lapped);
+	v->warming = false;
+	v->c_out = k[0], v->c_rej = k[1], v->c_dup = k[2], v->c_filled = k[3], v->c_err = k[4],
+	v->c_held = k[5];
+	if (rc == -ENOMEM)
+		die(1, "out of memory");
+	if (rc < 0)
+		logmsg(LOG_WARNING, "%s: warm-up: %s (starting from empty state)", uri,
+		       strerror((int)-rc));
+	if (lapped)
+		logmsg(LOG_WARNING, "%s: warm-up overtaken by the producer: the bars forming "
+				    "at position %llu may miss records",
+		       uri, (unsigned long long)until);
+	if (w.n > 0)
+		logmsg(LOG_INFO, "%s: warmed up from %ld records (up to position %llu)", uri, w.n,
+		       (unsigned long long)until);
+}
+
 static long parse_count(const char *opt, const char *s, long max)
 {
 	char *end;
@@ -701,6 +768,13 @@ int main(int argc, char **argv)
 	mdb_codec *codec = codec_new();
 	if (!codec)
 		die(1, "out of memory");
+
+	/* warm-up before the first read: see the top of the file */
+	for (int i = 0; i < cli.nin; i++) {
+		mdb_ring_consumer *c = inputs_ring(in, i);
+		if (c && strncmp(cli.in[i], "ring:", 5) == 0)
+			warm_up(&v, cli.in[i], c, codec, eo.name);
+	}
 
 	notify_ready(NULL);
 

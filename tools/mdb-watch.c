@@ -26,6 +26,13 @@
  * at most one chunk. A snapshot's "off" is its seq and the symbol's place in
  * it (see SNAP_DONE); "fid" hashes only its path, as every version is a new
  * inode.
+ *
+ * A snapshot's fields are sent only when they change, across restarts too:
+ * the values downstream holds (the base of the next delta) are saved next to
+ * the state file (STATE.snap-FID, snapshot text) just before each state save,
+ * and a restarted watcher takes that file plus the snapshot records it reads
+ * back from its output ring as its base. A record only sets values, so one
+ * applied twice (saved, then read back) changes nothing.
  */
 #include "clock.h"
 #include "cli.h"
@@ -109,7 +116,8 @@ struct wfile {
 	bool hdr_ok;             /* ... hdr is read */
 	bool skip_line;          /* ... skipping the rest of an overlong line */
 	long long lineno;        /* ... the line number before off; < 0: unknown */
-	struct snap *prev;       /* K_SNAP: the last snapshot published (NULL: none) */
+	struct snap *prev;       /* K_SNAP: the values downstream holds (NULL: none) */
+	bool prev_dirty;         /* ... changed since they were last saved */
 };
 
 /* A saved or recovered offset, by fid. */
@@ -118,6 +126,8 @@ struct saved {
 	uint64_t off;
 	char path[PATH_MAX];
 	bool from_ring;
+	struct snap *base;      /* a snapshot's saved values, with the ring's records */
+	bool base_loaded;       /* ... base is read (NULL then: none saved) */
 	int last_len;
 	uint8_t last[LAST_MAX]; /* the bytes before off, as saved */
 };
@@ -280,6 +290,157 @@ static ssize_t uring_pread(int fd, void *buf, size_t len, uint64_t off)
 
 /* ---- the state file ---- */
 
+/* The file that keeps snapshot fid's base: STATE.snap-FID. */
+static void base_path(char *buf, size_t size, uint32_t fid)
+{
+	snprintf(buf, size, "%s.snap-%08x", W.state_path, fid);
+}
+
+/* The saved base of snapshot fid; NULL when there is none (or it is bad:
+ * logged, and the next version is then sent in full). */
+static struct snap *base_load(uint32_t fid)
+{
+	char path[PATH_MAX + 16], why[160];
+	base_path(path, sizeof path, fid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (!W.sbuf && !(W.sbuf = malloc(SNAP_MAX_BYTES)))
+		die(1, "out of memory");
+	struct snap *sn = malloc(sizeof *sn);
+	if (!sn)
+		die(1, "out of memory");
+	ssize_t n = read(fd, W.sbuf, SNAP_MAX_BYTES);
+	close(fd);
+	if (n < 0 || snap_parse(W.sbuf, (size_t)n, sn, why, sizeof why) < 0) {
+		logmsg(LOG_WARNING, "%s: %s (its snapshot is sent in full)", path,
+		       n < 0 ? strerror(errno) : why);
+		free(sn);
+		return NULL;
+	}
+	return sn;
+}
+
+/* Save wf's base (before the state that counts on it). */
+static void base_save(struct wfile *wf)
+{
+	char path[PATH_MAX + 16], tmp[PATH_MAX + 24];
+	base_path(path, sizeof path, wf->fid);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	if (!W.sbuf && !(W.sbuf = malloc(SNAP_MAX_BYTES)))
+		die(1, "out of memory");
+	int n = snap_format(wf->prev, W.sbuf, SNAP_MAX_BYTES), rc = 0;
+	int fd = n < 0 ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (n < 0)
+		rc = n;
+	else if (fd < 0 || write(fd, W.sbuf, (size_t)n) != n ||
+		 (W.state_sync && fdatasync(fd) < 0))
+		rc = -errno;
+	if (fd >= 0 && close(fd) < 0 && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc) {
+		counter_add(W.c_err, 1);
+		logmsg(LOG_ERR, "%s: %s", path, strerror(-rc ? -rc : EIO));
+		unlink(tmp);
+		return;
+	}
+	wf->prev_dirty = false;
+}
+
+/* Set field key of symbol s (quoted at ts) to val in sn (the symbol and the
+ * field are added when new; one too many is dropped). */
+static void base_set(struct snap *sn, const char *s, size_t slen, int64_t ts, const char *key,
+		     size_t klen, double val)
+{
+	char sym[MDB_SYM_MAX], k[SNAP_KEY_MAX];
+	if (slen >= sizeof sym || klen >= sizeof k)
+		return;
+	memcpy(sym, s, slen);
+	sym[slen] = '\0';
+	memcpy(k, key, klen);
+	k[klen] = '\0';
+	struct snap_quote *q = (struct snap_quote *)snap_find(sn, sym);
+	if (!q) {
+		if (sn->n == SNAP_MAX_SYMBOLS)
+			return;
+		q = &sn->q[sn->n++];
+		memset(q, 0, sizeof *q);
+		memcpy(q->s, sym, slen + 1);
+	}
+	if (ts > 0)
+		q->ts = ts; /* a saved base must parse: every quote has a ts */
+	int i = 0;
+	while (i < q->nf && strcmp(q->key[i], k) != 0)
+		i++;
+	if (i == q->nf) {
+		if (q->nf == SNAP_MAX_FIELDS)
+			return;
+		memcpy(q->key[q->nf++], k, klen + 1);
+	}
+	q->val[i] = val;
+}
+
+/* Whether msgpack string o is z. */
+static bool str_is(const msgpack_object *o, const char *z)
+{
+	return o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(z) &&
+	       memcmp(o->via.str.ptr, z, o->via.str.size) == 0;
+}
+
+/* Apply a tick read back from the ring (data[0..len)) to the base of its
+ * fid when it is a snapshot's (src "snap", as snap_encode_delta() writes
+ * it): its fields are the values downstream now holds. */
+static void base_apply(struct saved *sv, const void *data, size_t len)
+{
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, data, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+	    u.data.type == MSGPACK_OBJECT_MAP) {
+		static const char *const meta[] = {"t", "s", "ts", "n", "src", "off", "fid"};
+		const msgpack_object_map *m = &u.data.via.map;
+		const msgpack_object_str *sym = NULL;
+		bool snap = false;
+		int64_t ts = 0;
+		for (uint32_t i = 0; i < m->size; i++) {
+			if (str_is(&m->ptr[i].key, "s") && m->ptr[i].val.type == MSGPACK_OBJECT_STR)
+				sym = &m->ptr[i].val.via.str;
+			if (str_is(&m->ptr[i].key, "ts") &&
+			    m->ptr[i].val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+				ts = (int64_t)m->ptr[i].val.via.u64;
+			snap |= str_is(&m->ptr[i].key, "src") && str_is(&m->ptr[i].val, "snap");
+		}
+		if (!snap)
+			sym = NULL;
+		if (sym && !sv->base_loaded) {
+			sv->base = base_load(sv->fid);
+			sv->base_loaded = true;
+		}
+		if (sym && !sv->base && !(sv->base = calloc(1, sizeof *sv->base)))
+			die(1, "out of memory");
+		for (uint32_t i = 0; sym && i < m->size; i++) {
+			const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+			bool is_meta = k->type != MSGPACK_OBJECT_STR;
+			for (size_t j = 0; j < sizeof meta / sizeof *meta; j++)
+				is_meta |= str_is(k, meta[j]);
+			double x;
+			if (is_meta)
+				continue;
+			if (v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32)
+				x = v->via.f64;
+			else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+				x = (double)v->via.u64;
+			else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+				x = (double)v->via.i64;
+			else
+				continue;
+			base_set(sv->base, sym->ptr, sym->size, ts, k->via.str.ptr, k->via.str.size, x);
+		}
+	}
+	msgpack_unpacked_destroy(&u);
+}
+
 static void state_save(void)
 {
 	if (!W.state_path)
@@ -340,9 +501,11 @@ static struct saved *saved_add(uint32_t fid)
 	return s;
 }
 
-/* Read the state file. Returns the ring position it was saved at (0: none). */
+/* Read the state file. Returns the ring position it was saved at, with the
+ * ring's name in ring_name ("" when it names none). */
 static uint64_t state_load(char *ring_name, size_t ring_name_size)
 {
+	ring_name[0] = '\0'; /* no ring line (yet) */
 	FILE *f = fopen(W.state_path, "r");
 	if (!f) {
 		if (errno != ENOENT)
@@ -352,7 +515,6 @@ static uint64_t state_load(char *ring_name, size_t ring_name_size)
 	char line[PATH_MAX + 128];
 	uint64_t pos = 0;
 	int lineno = 0;
-	ring_name[0] = '\0';
 	while (fgets(line, sizeof line, f)) {
 		lineno++;
 		line[strcspn(line, "\n")] = '\0';
@@ -417,7 +579,8 @@ static bool record_fid_off(const void *data, size_t len, uint32_t *fid, uint64_t
 }
 
 /* Read what this watcher published after its last state save back from the
- * output ring: each fid's last "off" there supersedes the saved one. */
+ * output ring: each fid's last "off" there supersedes the saved one, and a
+ * snapshot's records update its saved base. */
 static void recover_from_ring(uint64_t from)
 {
 	uint64_t end = ring_position(W.oring), oldest = ring_oldest(W.oring);
@@ -457,6 +620,8 @@ static void recover_from_ring(uint64_t from)
 			s->off = off;
 			s->from_ring = true;
 			s->last_len = 0; /* the ring has the record, not its bytes */
+			if (rec.type == MDB_REC_TICK)
+				base_apply(s, rec.data, rec.len);
 			n++;
 		}
 	}
@@ -564,12 +729,24 @@ static void file_open(struct wfile *wf, bool resume)
 	wf->skip_line = false;
 	wf->lineno = 0;
 	wf->dirty = true;
-	const struct saved *s = resume ? saved_find(wf->fid) : NULL;
+	struct saved *s = resume ? saved_find(wf->fid) : NULL;
 	if (wf->kind == K_SNAP) {
 		/* a replaced snapshot keeps its offset (seq) and its previous
 		 * values; at start-up the saved seq says what was published */
-		if (s)
+		if (s) {
 			wf->off = s->off;
+			logmsg(LOG_INFO, "%s: resuming after seq %llu, symbol %llu (%s)", wf->path,
+			       (unsigned long long)(s->off >> 16), (unsigned long long)(s->off & SNAP_DONE),
+			       s->from_ring ? "from the output ring" : "from the state file");
+		}
+		if (s && !wf->prev && W.state_path) {
+			wf->prev = s->base_loaded ? s->base : base_load(wf->fid);
+			/* records read back from the ring joined it: save it with
+			 * the next state, which will not read them back again */
+			wf->prev_dirty = wf->prev && s->from_ring;
+			s->base = NULL;
+			s->base_loaded = true;
+		}
 		return;
 	}
 	wf->off = 0;
@@ -634,62 +811,105 @@ static void commit(void)
 	if (!W.published)
 		return;
 	outputs_flush(W.out);
+	/* the bases the saved seqs count on, before the state */
+	for (int i = 0; W.state_path && i < W.nfiles; i++)
+		if (W.files[i].used && W.files[i].kind == K_SNAP && W.files[i].prev_dirty &&
+		    W.files[i].prev)
+			base_save(&W.files[i]);
 	state_save();
 	counter_set(W.c_last, (uint64_t)wall_ns());
+}
+
+/* A file now of size bytes, less than it was read up to: read it again
+ * from the start (a bad file: from when its header is rewritten). */
+static void file_shrank(struct wfile *wf, uint64_t size)
+{
+	if (!wf->bad)
+		logmsg(LOG_INFO, "%s: shrank to %llu bytes: reading it from the start", wf->path,
+		       (unsigned long long)size);
+	wf->off = 0;
+	wf->bad = false;
+	wf->last_len = 0;
+	wf->hdr_ok = false;
+	wf->skip_line = false;
+	wf->lineno = 0;
+}
+
+/* scid_read()'s look at the file's size: a shrink starts it again, a new
+ * file's header is checked, then the complete records past wf->off (from one
+ * record back, as scid_read() wants them) are read into W.rbuf. Returns the
+ * bytes read, 0 when there is nothing to read (or the file is bad), or
+ * -errno (logged). */
+static ssize_t scid_read_slow(struct wfile *wf)
+{
+	struct stat st;
+	if (fstat(wf->fd, &st) < 0)
+		return 0;
+	uint64_t size = (uint64_t)st.st_size;
+	if (size < wf->off || (wf->bad && size < SCID_HEADER_SIZE))
+		file_shrank(wf, size);
+	if (wf->bad)
+		return 0;
+	if (wf->off == 0) {
+		uint8_t h[SCID_HEADER_SIZE];
+		if (size < SCID_HEADER_SIZE)
+			return 0; /* the header is not all there yet */
+		ssize_t n = uring_pread(wf->fd, h, sizeof h, 0);
+		if (n != (ssize_t)sizeof h)
+			return 0;
+		const char *why;
+		int at;
+		if (scid_header_check(h, &why, &at) < 0) {
+			counter_add(W.c_bad, 1);
+			logmsg(LOG_ERR, "%s: offset %d: %s; ignoring the file until it is rewritten",
+			       wf->path, at, why);
+			wf->bad = true;
+			wf->off = size; /* shrinking below this means a rewrite */
+			return 0;
+		}
+		wf->off = SCID_HEADER_SIZE;
+	}
+	if (size < wf->off + SCID_RECORD_SIZE)
+		return 0; /* nothing, or only part of a record */
+	/* read from one record back, to check it is still the one we
+	 * published: a file rewritten in place shows here */
+	uint64_t from = wf->off - (uint64_t)wf->last_len;
+	uint64_t want = (size - wf->off) / SCID_RECORD_SIZE * SCID_RECORD_SIZE;
+	if (want > W.chunk)
+		want = W.chunk;
+	ssize_t n = uring_pread(wf->fd, W.rbuf, want + (wf->off - from), from);
+	if (n < 0) {
+		counter_add(W.c_err, 1);
+		logmsg(LOG_ERR, "%s: offset %llu: %s", wf->path, (unsigned long long)from,
+		       strerror((int)-n));
+	}
+	return n;
 }
 
 /* Read every complete record new in a .scid file, a chunk at a time. */
 static void scid_read(struct wfile *wf)
 {
 	while (wf->fd >= 0 && !W.stop && !cli_stopping()) {
-		struct stat st;
-		if (fstat(wf->fd, &st) < 0)
-			return;
-		uint64_t size = (uint64_t)st.st_size;
-		if (size < wf->off || (wf->bad && size < SCID_HEADER_SIZE)) {
-			if (!wf->bad)
-				logmsg(LOG_INFO, "%s: shrank to %llu bytes: reading it from the start",
-				       wf->path, (unsigned long long)size);
-			wf->off = 0;
-			wf->bad = false;
-			wf->last_len = 0;
-		}
-		if (wf->bad)
-			return;
-		if (wf->off == 0) {
-			uint8_t h[SCID_HEADER_SIZE];
-			if (size < SCID_HEADER_SIZE)
-				return; /* the header is not all there yet */
-			ssize_t n = uring_pread(wf->fd, h, sizeof h, 0);
-			if (n != (ssize_t)sizeof h)
-				return;
-			const char *why;
-			int at;
-			if (scid_header_check(h, &why, &at) < 0) {
-				counter_add(W.c_bad, 1);
-				logmsg(LOG_ERR, "%s: offset %d: %s; ignoring the file until it is rewritten",
-				       wf->path, at, why);
-				wf->bad = true;
-				wf->off = size; /* shrinking below this means a rewrite */
-				return;
-			}
-			wf->off = SCID_HEADER_SIZE;
-		}
-		if (size < wf->off + SCID_RECORD_SIZE)
-			return; /* nothing, or only part of a record */
-		/* read from one record back, to check it is still the one we
-		 * published: a file rewritten in place shows here */
+		/* An append, the usual event: read a chunk from one record back
+		 * straight away; what comes back says how much is there, so the
+		 * fstat (a syscall, a few us here) is left for when nothing new
+		 * came (a shrink or a rewrite shows then). */
 		uint64_t from = wf->off - (uint64_t)wf->last_len;
-		uint64_t want = (size - wf->off) / SCID_RECORD_SIZE * SCID_RECORD_SIZE;
-		if (want > W.chunk)
-			want = W.chunk;
-		ssize_t n = uring_pread(wf->fd, W.rbuf, want + (wf->off - from), from);
-		if (n < 0) {
-			counter_add(W.c_err, 1);
-			logmsg(LOG_ERR, "%s: offset %llu: %s", wf->path, (unsigned long long)from,
-			       strerror((int)-n));
-			return;
+		ssize_t n = -1;
+		if (wf->off >= SCID_HEADER_SIZE && !wf->bad) {
+			n = uring_pread(wf->fd, W.rbuf, W.chunk + (wf->off - from), from);
+			ssize_t back = (ssize_t)(wf->off - from);
+			if (n >= back + SCID_RECORD_SIZE)
+				n = back + (n - back) / SCID_RECORD_SIZE * SCID_RECORD_SIZE;
+			else
+				n = -1;
 		}
+		if (n < 0) {
+			if ((n = scid_read_slow(wf)) <= 0)
+				return;
+			from = wf->off - (uint64_t)wf->last_len;
+		}
+		bool full = (uint64_t)n - (wf->off - from) == W.chunk;
 		const uint8_t *p = W.rbuf;
 		if (wf->last_len) {
 			if (n < SCID_RECORD_SIZE || memcmp(p, wf->last, SCID_RECORD_SIZE) != 0) {
@@ -724,6 +944,8 @@ static void scid_read(struct wfile *wf)
 		commit();
 		if (n >= SCID_RECORD_SIZE)
 			return; /* stopping */
+		if (!full)
+			return; /* all there was: a later append is a new event */
 	}
 }
 
@@ -772,17 +994,8 @@ static void dly_read(struct wfile *wf)
 		if (fstat(wf->fd, &st) < 0)
 			return;
 		uint64_t size = (uint64_t)st.st_size;
-		if (size < wf->off) {
-			if (!wf->bad)
-				logmsg(LOG_INFO, "%s: shrank to %llu bytes: reading it from the start",
-				       wf->path, (unsigned long long)size);
-			wf->off = 0;
-			wf->bad = false;
-			wf->last_len = 0;
-			wf->hdr_ok = false;
-			wf->skip_line = false;
-			wf->lineno = 0;
-		}
+		if (size < wf->off)
+			file_shrank(wf, size);
 		if (wf->bad)
 			return;
 		if (!wf->hdr_ok) {
@@ -869,8 +1082,8 @@ static void dly_read(struct wfile *wf)
 }
 
 /* Read a snapshot file whole and publish, per symbol, the fields that
- * changed since the previous version (all of them after a restart, which
- * keeps no values). The seq in wf->off says what was published already. */
+ * changed since the values sent before (the saved base after a restart).
+ * The seq in wf->off says what was published already. */
 static void snap_read(struct wfile *wf)
 {
 	struct stat st;
@@ -914,18 +1127,28 @@ static void snap_read(struct wfile *wf)
 			logmsg(LOG_ERR, "%s: symbol %s: %s", wf->path, q->s, strerror(-len));
 		} else if (len > 0 && !publish(W.enc, len, MDB_REC_TICK)) {
 			wf->off = cur->seq << 16 | (uint64_t)i; /* stopping: the rest next run */
+			/* what was sent of this version joins the base */
+			if (!wf->prev && !(wf->prev = calloc(1, sizeof *wf->prev)))
+				die(1, "out of memory");
+			for (int j = 0; j < i; j++)
+				for (int f = 0; f < cur->q[j].nf; f++)
+					base_set(wf->prev, cur->q[j].s, strlen(cur->q[j].s),
+						 cur->q[j].ts, cur->q[j].key[f],
+						 strlen(cur->q[j].key[f]), cur->q[j].val[f]);
+			wf->prev_dirty = true;
 			commit();
 			return;
 		}
 	}
 	wf->off = cur->seq << 16 | SNAP_DONE;
 	W.published = true; /* even when nothing changed: the state holds the seq */
-	commit();
-	/* this version is the base of the next one */
+	/* this version is the base of the next one (saved by commit) */
 	if (!wf->prev && !(wf->prev = malloc(sizeof *wf->prev)))
 		die(1, "out of memory");
 	W.scur = wf->prev;
 	wf->prev = cur;
+	wf->prev_dirty = true;
+	commit();
 }
 
 /* Read what is new in one file. */
@@ -1209,7 +1432,8 @@ int main(int argc, char **argv)
 		W.state_sync = !(statfs(slash ? dir : ".", &sfs) == 0 && sfs.f_type == TMPFS_MAGIC);
 		char rname[RING_NAME_MAX];
 		uint64_t pos = state_load(rname, sizeof rname);
-		if (W.oring && pos && strcmp(rname, W.oring_name) == 0)
+		/* a state saved when the ring was empty holds position 0 */
+		if (W.oring && rname[0] && strcmp(rname, W.oring_name) == 0)
 			recover_from_ring(pos);
 	}
 	for (int i = 0; i < argc; i++) {
@@ -1237,6 +1461,11 @@ int main(int argc, char **argv)
 		if (W.files[i].used)
 			file_open(&W.files[i], true);
 	scan_dirs(true);
+	/* save where every file stands (and the bases read back from the ring)
+	 * before publishing anything: a kill in the first chunk then finds the
+	 * ring position to read back from */
+	W.published = true;
+	commit();
 	arm_inotify();
 	arm_stop();
 	read_dirty();
@@ -1255,9 +1484,15 @@ int main(int argc, char **argv)
 			W.ino_ready = false;
 			if (W.ino_res < 0 && W.ino_res != -EINTR)
 				die(1, "inotify: %s", strerror(-W.ino_res));
+			/* until a read leaves room for the largest event: the queue
+			 * was empty then (one read, not two, per wake-up) */
 			ssize_t n;
-			while ((n = read(W.ino_fd, W.evbuf, sizeof W.evbuf)) > 0)
+			while ((n = read(W.ino_fd, W.evbuf, sizeof W.evbuf)) > 0) {
 				inotify_events((int)n);
+				if ((size_t)n + sizeof(struct inotify_event) + NAME_MAX + 1 <=
+				    sizeof W.evbuf)
+					break;
+			}
 			if (n < 0 && errno != EAGAIN && errno != EINTR)
 				die(1, "inotify: %s", strerror(errno));
 			arm_inotify();
