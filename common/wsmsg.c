@@ -74,7 +74,8 @@ static void pack_str(msgpack_packer *pk, const char *s)
 	msgpack_pack_str_body(pk, s, n);
 }
 
-/* The field i of v: an integer, a double, or nil for a NaN double. */
+/* The field i of v: an integer, a double (as a float32 when that holds
+ * it exactly: shorter, not rounded), or nil for a NaN double. */
 static void pack_field(msgpack_packer *pk, const struct lvc_value *v, int i)
 {
 	pack_str(pk, names[i]);
@@ -88,6 +89,8 @@ static void pack_field(msgpack_packer *pk, const struct lvc_value *v, int i)
 		memcpy(&x, &w, 8);
 		if (isnan(x))
 			msgpack_pack_nil(pk);
+		else if ((double)(float)x == x) /* a price on its grid, a volume */
+			msgpack_pack_float(pk, (float)x);
 		else
 			msgpack_pack_double(pk, x);
 	}

@@ -8,7 +8,9 @@
  *   macds macdh mom
  * A snapshot carries every defined field (NaN doubles are left out; none
  * at all while ts is 0); a delta carries the fields whose bits changed
- * (a field that became NaN is nil). Messages are MessagePack maps, written
+ * (a field that became NaN is nil). A double that a float32 holds exactly
+ * (a price on its tick grid, a volume) is packed as a float32: the same
+ * value in 5 bytes instead of 9. Messages are MessagePack maps, written
  * into the caller's buffer without allocating; record_to_json() (record.h)
  * renders one as the JSON a text frame carries.
  */

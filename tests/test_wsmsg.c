@@ -142,3 +142,23 @@ Test(wsmsg, frame_headers)
 	cr_assert_eq(wsmsg_frame_header(h, 1, 70000), 10);
 	cr_assert(h[1] == 127 && h[7] == 1 && h[8] == 0x11 && h[9] == 0x70);
 }
+
+Test(wsmsg, exact_doubles_pack_as_float32_without_rounding)
+{
+	struct lvc_value a = bar_value(), b = a;
+	uint8_t buf[WSMSG_MAX];
+	b.c = 5000.5; /* on the tick grid: a float32 holds it */
+	int n1 = wsmsg_delta(buf, sizeof buf, "ES", 60, 9, 8, &b, wsmsg_diff(&a, &b));
+	cr_assert_str_eq(json(buf, n1), "{\"type\":\"delta\",\"s\":\"ES\",\"iv\":60,\"seq\":9,"
+					"\"prev_seq\":8,\"c\":5000.5}");
+	b.c = 5000.1; /* not exact in a float32: stays a double */
+	int n2 = wsmsg_delta(buf, sizeof buf, "ES", 60, 9, 8, &b, wsmsg_diff(&a, &b));
+	cr_assert_str_eq(json(buf, n2), "{\"type\":\"delta\",\"s\":\"ES\",\"iv\":60,\"seq\":9,"
+					"\"prev_seq\":8,\"c\":5000.1}");
+	cr_assert_eq(n2 - n1, 4, "float32 5 bytes, float64 9: %d vs %d", n1, n2);
+	b.c = a.c;
+	b.v = 16777217; /* 2^24 + 1: a float32 would round it */
+	int n3 = wsmsg_delta(buf, sizeof buf, "ES", 60, 9, 8, &b, wsmsg_diff(&a, &b));
+	cr_assert_str_eq(json(buf, n3), "{\"type\":\"delta\",\"s\":\"ES\",\"iv\":60,\"seq\":9,"
+					"\"prev_seq\":8,\"v\":16777217.0}");
+}

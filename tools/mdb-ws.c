@@ -29,7 +29,9 @@
 #include "ring.h"
 #include "shm.h"
 #include "store.h"
+#include "wsframe.h"
 #include "wsmsg.h"
+#include "wsproto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,12 +49,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 #include <wslay/wslay.h>
 
+#define BIND_RETRY_NS (5 * NS_PER_SEC) /* how long a port in use is waited for */
 #define DEFAULT_LISTEN	 "127.0.0.1:8080"
 #define DEFAULT_INPUT	 "ring:feat"
 #define DEFAULT_LVC	 "mdb"
@@ -69,8 +73,11 @@
 #define DRAIN_BATCH	 4096	  /* records read between two looks at the sockets */
 #define MAX_STREAMS	 65536
 #define NBUCKETS	 4096
-#define FRAME_POOL_MAX	 4096 /* small frames kept for reuse */
-#define FRAME_SMALL	 1100 /* frames up to this size come from the pool */
+#define FRAME_SMALL	 1100	/* frames up to this size come from the pool */
+#define FRAME_CHUNK	 1024	/* the pool grows by this many frames ... */
+#define FRAME_MAX	 131072 /* ... up to this many (about 150 MB) */
+#define FRAME_RESERVE	 4096	/* free frames before a batch of records ... */
+#define FRAME_LOW	 1024	/* ... which ends early below this many */
 #define NS		 1000000000LL
 
 enum {
@@ -97,16 +104,6 @@ enum {
 /* io_uring user data: what completed, for which connection slot and generation. */
 enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_TIMER, OP_STOP, OP_RINGS };
 
-/* An encoded frame (WebSocket header + payload, or raw HTTP bytes), shared
- * by every queue that holds it; freed (or pooled) when the last lets go. */
-struct frame {
-	uint32_t refs;
-	uint32_t len;
-	uint32_t cap;
-	struct frame *next; /* in the pool */
-	uint8_t data[];
-};
-
 enum qkind {
 	Q_DATA, /* a delta: dropped by conflation, bounded */
 	Q_SNAP, /* a snapshot: dropped by conflation (a new one follows) */
@@ -115,7 +112,7 @@ enum qkind {
 };
 
 struct qent {
-	struct frame *f;
+	struct wsframe *f;
 	int64_t t_ns; /* when queued (CLOCK_MONOTONIC) */
 	uint8_t kind;
 };
@@ -145,7 +142,7 @@ struct client {
 	size_t qbytes;
 	struct iovec iov[IOV_MAX_SEND];
 	struct msghdr msg;
-	wslay_event_context_ptr ws;
+	wsproto_conn *ws; /* the WebSocket, once upgraded */
 	struct stream **subs;
 	int nsubs, subcap;
 	int64_t rs_win_ns; /* start of the resync-counting window */
@@ -162,8 +159,8 @@ struct stream {
 	struct lvc_value v; /* the value last sent */
 	int lvc_slot;	    /* -1: not looked up */
 	struct client **subs;
-	int nsubs, subcap, nmp; /* nmp: subscribers that want MessagePack */
-	struct frame *snap[2];	/* cached snapshot frames: JSON, MessagePack */
+	int nsubs, subcap, nmp;	 /* nmp: subscribers that want MessagePack */
+	struct wsframe *snap[2]; /* cached snapshot frames: JSON, MessagePack */
 	uint64_t snap_seq[2];
 	struct stream *next; /* hash chain */
 	struct stream *all;  /* list of every stream */
@@ -210,6 +207,8 @@ static struct {
 	int nconn, nws;
 	int *dirty, ndirty;
 	bool accept_armed, timer_armed, watch_armed, stopping;
+	bool accept_paused; /* out of descriptors: accept again at the next tick or close */
+	bool accept_warned; /* ... and that was logged */
 	uint64_t efd_val, timer_val;
 	mdb_inputs *in;
 	int nin;
@@ -222,8 +221,7 @@ static struct {
 	mdb_codec *codec;
 	struct stream *buckets[NBUCKETS], *streams;
 	int nstreams;
-	struct frame *pool;
-	int npool;
+	wsframe_pool *pool;
 	int64_t now, started_ns;
 	uint8_t mp[WSMSG_MAX];
 	char js[WSMSG_MAX * 2];
@@ -233,7 +231,7 @@ static struct {
 		mdb_counter *conns, *accepted, *refused, *http, *http_err, *upgrades, *frames,
 		    *bytes, *deltas, *snaps, *resync_slow, *resync_req, *dropped, *closed_slow,
 		    *closed_ping, *ctl, *ctl_err, *limited, *in, *rejects, *laps, *last, *streams,
-		    *subs;
+		    *subs, *pool, *pool_dry;
 	} k;
 } G;
 
@@ -277,45 +275,37 @@ static _Noreturn void usage(FILE *out)
 
 /* ---- frames ---- */
 
-static struct frame *frame_alloc(size_t len)
+/* A frame for len bytes: a pool frame (NULL when the pool is dry at its
+ * bound: the caller conflates), or for a large HTTP body a malloc'd one. */
+static struct wsframe *frame_alloc(size_t len)
 {
-	struct frame *f = NULL;
-	if (len <= FRAME_SMALL && G.pool) {
-		f = G.pool;
-		G.pool = f->next;
-		G.npool--;
-	} else {
-		size_t cap = len <= FRAME_SMALL ? FRAME_SMALL : len;
-		f = malloc(sizeof *f + cap);
-		if (!f)
-			return NULL;
-		f->cap = (uint32_t)cap;
-	}
-	f->refs = 1;
-	f->len = (uint32_t)len;
+	struct wsframe *f = wsframe_get(G.pool, len);
+	if (!f)
+		counter_add(G.k.pool_dry, 1);
 	return f;
 }
 
-/* Let go of f; the last reference frees it (small ones go back to the pool). */
-static void frame_put(struct frame *f)
+/* Let go of f; the last reference recycles it. */
+static void frame_put(struct wsframe *f)
 {
-	if (!f || --f->refs)
-		return;
-	if (f->cap == FRAME_SMALL && G.npool < FRAME_POOL_MAX) {
-		f->next = G.pool;
-		G.pool = f;
-		G.npool++;
-	} else {
-		free(f);
-	}
+	wsframe_put(G.pool, f);
+}
+
+/* Grow the pool, outside the per-record path, so that a batch of records
+ * never finds it empty (unless it is at its bound). */
+static void frames_reserve(void)
+{
+	if (wsframe_pool_avail(G.pool) < FRAME_RESERVE)
+		wsframe_pool_reserve(G.pool, FRAME_RESERVE);
+	counter_set(G.k.pool, wsframe_pool_total(G.pool));
 }
 
 /* A WebSocket frame of opcode around payload[0..len). */
-static struct frame *frame_ws(unsigned opcode, const void *payload, size_t len)
+static struct wsframe *frame_ws(unsigned opcode, const void *payload, size_t len)
 {
 	uint8_t h[WSMSG_FRAME_HEADER_MAX];
 	size_t hn = wsmsg_frame_header(h, opcode, len);
-	struct frame *f = frame_alloc(hn + len);
+	struct wsframe *f = frame_alloc(hn + len);
 	if (f) {
 		memcpy(f->data, h, hn);
 		memcpy(f->data + hn, payload, len);
@@ -323,9 +313,9 @@ static struct frame *frame_ws(unsigned opcode, const void *payload, size_t len)
 	return f;
 }
 
-static struct frame *frame_raw(const void *p, size_t len)
+static struct wsframe *frame_raw(const void *p, size_t len)
 {
-	struct frame *f = frame_alloc(len);
+	struct wsframe *f = frame_alloc(len);
 	if (f)
 		memcpy(f->data, p, len);
 	return f;
@@ -352,7 +342,7 @@ static uint64_t tag(enum op op, int idx, uint32_t gen)
 
 static void arm_accept(void)
 {
-	if (G.accept_armed || G.stopping)
+	if (G.accept_armed || G.accept_paused || G.stopping)
 		return;
 	struct io_uring_sqe *sqe = sqe_get();
 	io_uring_prep_accept(sqe, G.lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -375,6 +365,13 @@ static int cidx(const struct client *c)
 static void arm_recv(struct client *c)
 {
 	if (c->recv_busy || c->shut)
+		return;
+	/* a client whose queue is past its bound is not read until it drains
+	 * (on_send arms again): what it sends cannot grow what is queued for
+	 * it (pongs, acks and errors are never dropped); TCP holds it back.
+	 * One receive of the smallest frames (6-byte pings, each answered in
+	 * two entries) adds under 3/4 of QCAP_MAX entries. */
+	if (c->st == C_WS && (c->qbytes > G.o.queue_bytes || c->qn > QCAP_MAX / 4))
 		return;
 	if (c->roff == c->rlen)
 		c->roff = c->rlen = 0;
@@ -401,9 +398,13 @@ static void submit_send(struct client *c)
 		uint32_t off = i ? 0 : c->head_off;
 		c->iov[i] = (struct iovec){e->f->data + off, e->f->len - off};
 	}
-	c->msg = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = n};
 	struct io_uring_sqe *sqe = sqe_get();
-	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+	if (n == 1) { /* the usual case at a steady rate: no msghdr to import */
+		io_uring_prep_send(sqe, c->fd, c->iov[0].iov_base, c->iov[0].iov_len, MSG_NOSIGNAL);
+	} else {
+		c->msg = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = n};
+		io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+	}
 	io_uring_sqe_set_data64(sqe, tag(OP_SEND, cidx(c), c->gen));
 	c->inflight_n = n;
 	c->send_busy = true;
@@ -434,7 +435,7 @@ static void shut(struct client *c)
 
 /* Append f (taking a reference) to c's queue. Returns 0 or -ENOMEM (the
  * queue is at QCAP_MAX entries or memory ran out). */
-static int q_push(struct client *c, struct frame *f, enum qkind kind)
+static int q_push(struct client *c, struct wsframe *f, enum qkind kind)
 {
 	if (c->qn == c->qcap) {
 		unsigned ncap = c->qcap ? c->qcap * 2 : QCAP_MIN;
@@ -481,7 +482,7 @@ static unsigned q_drop(struct client *c, bool all, bool *note_dropped)
 /* Queue a private control frame: a JSON text message. */
 static void send_text(struct client *c, const char *s, size_t len, int kind)
 {
-	struct frame *f = frame_ws(WSLAY_TEXT_FRAME, s, len);
+	struct wsframe *f = frame_ws(WSLAY_TEXT_FRAME, s, len);
 	if (f) {
 		q_push(c, f, kind);
 		frame_put(f);
@@ -494,8 +495,7 @@ static void ws_close(struct client *c, uint16_t code, const char *reason)
 {
 	if (c->st != C_WS)
 		return;
-	wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, strlen(reason));
-	wslay_event_send(c->ws);
+	wsproto_conn_close(c->ws, code, reason);
 	c->st = C_CLOSING;
 	c->close_deadline = G.now + CLOSE_GRACE_NS;
 }
@@ -509,7 +509,7 @@ static void close_slow(struct client *c)
 	ws_close(c, WSLAY_CODE_POLICY_VIOLATION, "slow consumer");
 }
 
-static struct frame *snapshot_frame(struct stream *st, int fmt);
+static struct wsframe *snapshot_frame(struct stream *st, int fmt);
 
 /* c fell behind: drop its queued data, then a resync notice and a fresh
  * snapshot of every stream it follows; closed when it keeps happening. */
@@ -536,7 +536,7 @@ static void conflate(struct client *c)
 			   c->rs_dropped);
 	send_text(c, note, (size_t)len, Q_NOTE);
 	for (int i = 0; i < c->nsubs; i++) {
-		struct frame *f = snapshot_frame(c->subs[i], c->msgpack);
+		struct wsframe *f = snapshot_frame(c->subs[i], c->msgpack);
 		if (f && q_push(c, f, Q_SNAP) == 0)
 			counter_add(G.k.snaps, 1);
 	}
@@ -545,7 +545,7 @@ static void conflate(struct client *c)
 }
 
 /* Queue a delta for c, or conflate when c is past its bounds. */
-static void push_delta(struct client *c, struct frame *f)
+static void push_delta(struct client *c, struct wsframe *f)
 {
 	if (c->st != C_WS)
 		return;
@@ -617,7 +617,7 @@ static struct stream *stream_get(const char *s, int32_t iv)
 }
 
 /* Encode msg[0..n) (MessagePack) as a frame in format fmt. */
-static struct frame *encode_frame(int fmt, int n)
+static struct wsframe *encode_frame(int fmt, int n)
 {
 	if (n < 0)
 		return NULL;
@@ -629,7 +629,7 @@ static struct frame *encode_frame(int fmt, int n)
 }
 
 /* The snapshot of st in format fmt, made once per seq. Borrowed reference. */
-static struct frame *snapshot_frame(struct stream *st, int fmt)
+static struct wsframe *snapshot_frame(struct stream *st, int fmt)
 {
 	if (st->snap[fmt] && st->snap_seq[fmt] == st->seq)
 		return st->snap[fmt];
@@ -651,7 +651,7 @@ static void stream_update(struct stream *st, const struct lvc_value *nv)
 	uint64_t prev = st->seq++;
 	if (!st->nsubs)
 		return;
-	struct frame *f[2] = {NULL, NULL};
+	struct wsframe *f[2] = {NULL, NULL};
 	for (int fmt = 0; fmt < 2; fmt++) {
 		if ((fmt ? st->nmp : st->nsubs - st->nmp) == 0)
 			continue;
@@ -663,6 +663,8 @@ static void stream_update(struct stream *st, const struct lvc_value *nv)
 		struct client *c = st->subs[i];
 		if (f[c->msgpack])
 			push_delta(c, f[c->msgpack]);
+		else if (c->st == C_WS)
+			conflate(c); /* the pool is dry at its bound: a resync, not a gap */
 	}
 	frame_put(f[0]);
 	frame_put(f[1]);
@@ -743,6 +745,10 @@ static bool drain_inputs(void)
 {
 	struct mdb_msg m;
 	for (int n = 0; n < DRAIN_BATCH; n++) {
+		if (wsframe_pool_avail(G.pool) < FRAME_LOW &&
+		    wsframe_pool_total(G.pool) + FRAME_CHUNK <= FRAME_MAX)
+			return true; /* the loop tops the pool up first (at the
+				      * bound: on, and a dry pool conflates) */
 		int rc = inputs_read(G.in, &m, 0);
 		if (rc == 0)
 			return false;
@@ -763,18 +769,6 @@ static bool drain_inputs(void)
 }
 
 /* ---- subscriptions ---- */
-
-static bool sym_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n >= LVC_SYM_MAX)
-		return false;
-	for (; *s; s++)
-		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || *s == '"' ||
-		    *s == '\\')
-			return false;
-	return true;
-}
 
 static int sub_index(const struct client *c, const struct stream *st)
 {
@@ -835,27 +829,26 @@ static void unsubscribe(struct client *c, struct stream *st)
 
 static void send_snapshot(struct client *c, struct stream *st)
 {
-	struct frame *f = snapshot_frame(st, c->msgpack);
+	struct wsframe *f = snapshot_frame(st, c->msgpack);
 	if (f && q_push(c, f, Q_SNAP) == 0)
 		counter_add(G.k.snaps, 1);
 }
 
 /* ---- control messages ---- */
 
-static void reply(struct client *c, json_t *j)
+/* Queue a reply (a malloc'd JSON string, taken). */
+static void reply(struct client *c, char *s)
 {
-	char *s = json_dumps(j, JSON_COMPACT);
 	if (s) {
 		send_text(c, s, strlen(s), Q_CTRL);
 		free(s);
 	}
-	json_decref(j);
 }
 
-static void reply_error(struct client *c, json_t *id, const char *msg)
+static void reply_error(struct client *c, const json_t *id, const char *msg)
 {
 	counter_add(G.k.ctl_err, 1);
-	reply(c, json_pack("{s:s, s:O?, s:s}", "type", "error", "id", id, "error", msg));
+	reply(c, wsproto_error(id, msg));
 }
 
 /* Token bucket: max_rate per second, bursts of max_rate. */
@@ -884,163 +877,93 @@ static void on_control(struct client *c, const uint8_t *msg, size_t len)
 		reply_error(c, NULL, "rate limited");
 		return;
 	}
-	json_error_t jerr;
-	json_t *j = json_loadb((const char *)msg, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!j || !json_is_object(j)) {
-		reply_error(c, NULL, "not a JSON object");
-		json_decref(j);
+	struct wsproto_ctl m;
+	const char *why;
+	if (wsproto_ctl_parse(msg, len, DEFAULT_IV, &m, &why) < 0) {
+		reply_error(c, m.id, why);
+		wsproto_ctl_free(&m);
 		return;
 	}
-	json_t *id = json_object_get(j, "id");
-	const char *op = json_string_value(json_object_get(j, "op"));
-	json_t *jiv = json_object_get(j, "iv"), *syms = json_object_get(j, "symbols");
-	json_int_t iv = jiv ? json_integer_value(jiv) : DEFAULT_IV;
-	if (!op) {
-		reply_error(c, id, "no op");
-	} else if (jiv && (!json_is_integer(jiv) || iv <= 0 || iv > INT32_MAX)) {
-		reply_error(c, id, "iv must be a positive integer (seconds)");
-	} else if (strcmp(op, "subscribe") && strcmp(op, "unsubscribe") && strcmp(op, "resync")) {
-		reply_error(c, id, "unknown op (subscribe, unsubscribe, resync)");
-	} else if (syms && !json_is_array(syms)) {
-		reply_error(c, id, "symbols must be an array of strings");
-	} else if (!syms && !strcmp(op, "subscribe")) {
-		reply_error(c, id, "subscribe needs symbols");
-	} else {
-		size_t i;
-		json_t *s;
-		const char *bad = NULL;
-		json_array_foreach(syms, i,
-				   s) if (!json_is_string(s) || !sym_ok(json_string_value(s))) bad =
-		    "bad symbol";
-		if (!bad && !strcmp(op, "subscribe") &&
-		    c->nsubs + (int)json_array_size(syms) > G.o.max_subs)
-			bad = "too many subscriptions";
-		if (bad) {
-			reply_error(c, id, bad);
-			json_decref(j);
-			return;
+	if (m.op == WSPROTO_SUBSCRIBE && c->nsubs + (int)m.nsyms > G.o.max_subs) {
+		reply_error(c, m.id, "too many subscriptions");
+		wsproto_ctl_free(&m);
+		return;
+	}
+	/* the ack first, then the snapshots it promises */
+	reply(c, wsproto_ack(&m));
+	if (m.op == WSPROTO_RESYNC)
+		counter_add(G.k.resync_req, 1);
+	if (!m.symbols) { /* unsubscribe or resync everything */
+		for (int k = c->nsubs - 1; k >= 0; k--) {
+			if (m.op == WSPROTO_RESYNC)
+				send_snapshot(c, c->subs[k]);
+			else
+				unsubscribe(c, c->subs[k]);
 		}
-		/* the ack first, then the snapshots it promises */
-		json_t *ack = json_pack("{s:s, s:s, s:O?, s:I}", "type", "ack", "op", op, "id", id,
-					"iv", (json_int_t)iv);
-		json_object_set_new(ack, "symbols", syms ? json_incref(syms) : json_array());
-		reply(c, ack);
-		if (!strcmp(op, "resync"))
-			counter_add(G.k.resync_req, 1);
-		if (!syms) { /* unsubscribe or resync everything */
-			for (int k = c->nsubs - 1; k >= 0; k--) {
-				if (!strcmp(op, "resync"))
-					send_snapshot(c, c->subs[k]);
-				else
-					unsubscribe(c, c->subs[k]);
-			}
-		}
-		json_array_foreach(syms, i, s)
-		{
-			const char *sym = json_string_value(s);
-			struct stream *st = strcmp(op, "unsubscribe")
-						? stream_get(sym, (int32_t)iv)
-						: stream_find(sym, (int32_t)iv);
-			if (!strcmp(op, "unsubscribe")) {
-				if (st)
-					unsubscribe(c, st);
-			} else if (!st) {
-				reply_error(c, id, "too many streams");
-			} else if (!strcmp(op, "subscribe")) {
-				if (subscribe(c, st) == 0)
-					send_snapshot(c, st);
-			} else if (sub_index(c, st) >= 0) {
+	}
+	for (size_t i = 0; i < m.nsyms; i++) {
+		const char *sym = wsproto_ctl_symbol(&m, i);
+		struct stream *st = m.op == WSPROTO_UNSUBSCRIBE ? stream_find(sym, m.iv)
+								: stream_get(sym, m.iv);
+		if (m.op == WSPROTO_UNSUBSCRIBE) {
+			if (st)
+				unsubscribe(c, st);
+		} else if (!st) {
+			reply_error(c, m.id, "too many streams");
+		} else if (m.op == WSPROTO_SUBSCRIBE) {
+			if (subscribe(c, st) == 0)
 				send_snapshot(c, st);
-			} else {
-				reply_error(c, id, "not subscribed");
-			}
+		} else if (sub_index(c, st) >= 0) {
+			send_snapshot(c, st);
+		} else {
+			reply_error(c, m.id, "not subscribed");
 		}
 	}
-	json_decref(j);
+	wsproto_ctl_free(&m);
 }
 
-/* ---- wslay callbacks: our buffers in, our queue out ---- */
+/* ---- the WebSocket: our buffers in, our queue out ---- */
 
-static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-			  void *user)
+/* wsproto's frames (pongs, closes, pings) go into the queue as they are. */
+static int ws_send(void *user, const uint8_t *data, size_t len)
 {
-	(void)flags;
-	struct client *c = user;
-	size_t n = c->rlen - c->roff;
-	if (n == 0) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	if (n > len)
-		n = len;
-	memcpy(buf, c->rbuf + c->roff, n);
-	c->roff += n;
-	return (ssize_t)n;
-}
-
-/* wslay writes whole frames here (it is never told to wait), so its
- * control frames fall between our data frames, never inside one. */
-static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
-			  void *user)
-{
-	(void)flags;
-	struct client *c = user;
-	struct frame *f = frame_raw(data, len);
-	if (!f || q_push(c, f, Q_CTRL) < 0) {
-		frame_put(f);
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-		return -1;
-	}
+	struct wsframe *f = frame_raw(data, len);
+	int rc = f ? q_push(user, f, Q_CTRL) : -ENOMEM;
 	frame_put(f);
-	return (ssize_t)len;
+	return rc;
 }
 
-static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
-		      void *user)
+static void ws_text(void *user, const uint8_t *msg, size_t len)
 {
-	(void)ctx;
 	struct client *c = user;
-	if (arg->opcode == WSLAY_PONG) {
-		c->ping_out = false;
-		c->missed = 0;
-	} else if (arg->opcode == WSLAY_TEXT_FRAME) {
-		if (c->st == C_WS)
-			on_control(c, arg->msg, arg->msg_length);
-	} else if (arg->opcode == WSLAY_BINARY_FRAME) {
-		ws_close(c, WSLAY_CODE_UNSUPPORTED_DATA, "control messages are JSON text");
-	}
+	if (c->st == C_WS)
+		on_control(c, msg, len);
 }
 
-static const struct wslay_event_callbacks ws_callbacks = {
-    .recv_callback = ws_recv_cb,
-    .send_callback = ws_send_cb,
-    .on_msg_recv_callback = ws_msg_cb,
-};
+static void ws_pong(void *user)
+{
+	struct client *c = user;
+	c->ping_out = false;
+	c->missed = 0;
+}
 
-/* Feed what was received to wslay, send what it answers, and see whether
- * the WebSocket is over. */
+static const struct wsproto_ops ws_ops = {.send = ws_send, .on_text = ws_text, .on_pong = ws_pong};
+
+/* Feed what was received to the WebSocket, and see whether it is over. */
 static void ws_input(struct client *c)
 {
-	int rc = wslay_event_recv(c->ws);
-	if (rc != 0 && rc != WSLAY_ERR_NOMEM && !wslay_event_get_close_sent(c->ws)) {
-		/* a frame wslay refused without closing (a fragmented control
-		 * frame): answer it as a protocol error */
-		wslay_event_queue_close(c->ws, WSLAY_CODE_PROTOCOL_ERROR, NULL, 0);
-		rc = 0;
-	}
-	if (rc == 0)
-		rc = wslay_event_send(c->ws);
-	if (rc != 0) {
+	int rc = wsproto_conn_input(c->ws, (const uint8_t *)c->rbuf + c->roff, c->rlen - c->roff);
+	c->roff = c->rlen = 0;
+	if (rc < 0) {
 		shut(c);
 		return;
 	}
-	c->roff = c->rlen = 0;
-	if (wslay_event_get_close_received(c->ws) || wslay_event_get_close_sent(c->ws)) {
+	if (wsproto_conn_close_received(c->ws) || wsproto_conn_close_sent(c->ws)) {
 		if (c->st == C_WS) {
 			c->st = C_CLOSING;
 			c->close_deadline = G.now + CLOSE_GRACE_NS;
 		}
-		if (wslay_event_get_close_sent(c->ws) && c->qn == 0)
+		if (wsproto_conn_close_sent(c->ws) && c->qn == 0)
 			shut(c);
 	}
 }
@@ -1060,7 +983,7 @@ static void respond(struct client *c, int code, const char *ctype, const char *b
 	counter_add(G.k.http, 1);
 	if (code >= 400)
 		counter_add(G.k.http_err, 1);
-	struct frame *f = frame_alloc((size_t)hn + blen);
+	struct wsframe *f = frame_alloc((size_t)hn + blen);
 	if (!f) {
 		shut(c);
 		return;
@@ -1151,7 +1074,7 @@ static const struct {
     K(conns),	K(accepted),	K(refused),	K(http),    K(http_err),    K(upgrades),
     K(frames),	K(bytes),	K(deltas),	K(snaps),   K(resync_slow), K(resync_req),
     K(dropped), K(closed_slow), K(closed_ping), K(ctl),	    K(ctl_err),	    K(limited),
-    K(in),	K(rejects),	K(laps),	K(streams), K(subs),
+    K(in),	K(rejects),	K(laps),	K(streams), K(subs),	    K(pool),	    K(pool_dry),
 #undef K
 };
 
@@ -1380,112 +1303,200 @@ static void http_bars(struct client *c, const struct http_request *rq, size_t pl
 }
 
 /* The dashboard (GET /): one page, nothing from the internet. It subscribes
- * over /ws, draws candles with EMA and Bollinger overlays on a canvas and
- * keeps the latest values in a table; a gap in seq asks for a resync. */
+ * over /ws, draws candles with EMA and Bollinger overlays on a canvas (the
+ * history from /api/bars when there is a database) and keeps the latest
+ * values in a table; a gap in seq asks for a resync. Data is set as text,
+ * never as markup. tests/tools/ws_dashboard.sh runs it in Chromium. */
 static const char dashboard[] =
     "<!doctype html>\n"
     "<html><head><meta charset=\"utf-8\"><title>mdb live</title>\n"
+    "<meta name=\"viewport\" content=\"width=device-width\">\n"
     "<style>\n"
     "body{font:14px system-ui,sans-serif;margin:0;background:#111;color:#ddd}\n"
-    "header{padding:8px 12px;background:#222;display:flex;gap:8px;align-items:center}\n"
-    "input,select,button{background:#333;color:#eee;border:1px solid #555;padding:3px 6px}\n"
-    "#main{display:flex}#chart{flex:1}canvas{width:100%;height:420px;display:block}\n"
-    "table{border-collapse:collapse;margin:8px}td{padding:1px 8px}td.k{color:#999}\n"
-    "#syms span{cursor:pointer;margin-right:8px;color:#8cf}#status{color:#999}\n"
+    "header{padding:8px 12px;background:#222;display:flex;gap:8px;align-items:center;flex-wrap:"
+    "wrap}\n"
+    "input,button{background:#333;color:#eee;border:1px solid #555;padding:3px 6px}\n"
+    "#price{font-size:20px;font-weight:600;margin:0 8px}.up{color:#3c6}.down{color:#e44}\n"
+    "#main{display:flex}#chart{flex:1;min-width:0}canvas{width:100%;height:420px;display:block}\n"
+    "table{border-collapse:collapse;margin:8px;min-width:230px}\n"
+    "td{padding:1px 8px;font-variant-numeric:tabular-nums}td.k{color:#999}td.chg{background:#25"
+    "3}\n"
+    "#syms{padding:4px 12px}#syms span{cursor:pointer;margin-right:14px;color:#8cf}\n"
+    "#status,#legend{color:#999}#legend{padding:0 12px}#legend span{margin-right:10px}\n"
     "</style></head><body>\n"
-    "<header>symbol <input id=\"sym\" size=\"8\" value=\"ES\"> iv <input id=\"iv\" size=\"5\" "
-    "value=\"60\">\n"
-    "<button id=\"go\">watch</button><span id=\"status\">connecting</span></header>\n"
+    "<header>symbol <input id=\"sym\" size=\"8\" value=\"ES\"> iv <input id=\"iv\" size=\"5\" v"
+    "alue=\"60\">\n"
+    "<button id=\"go\">watch</button><span id=\"price\"></span><span id=\"status\">connecting</"
+    "span></header>\n"
     "<div id=\"syms\"></div>\n"
-    "<div id=\"main\"><div id=\"chart\"><canvas id=\"cv\" width=\"1000\" "
-    "height=\"420\"></canvas></div>\n"
+    "<div id=\"legend\"><span style=\"color:#fc3\">EMA 12</span><span style=\"color:#39f\">EMA "
+    "26</span>\n"
+    "<span style=\"color:#888\">Bollinger 20, 2</span></div>\n"
+    "<div id=\"main\"><div id=\"chart\"><canvas id=\"cv\" width=\"1000\" height=\"420\"></canva"
+    "s></div>\n"
     "<table id=\"vals\"></table></div>\n"
     "<script>\n"
     "\"use strict\";\n"
+    "// Everything shown comes from this gateway: /api/snapshot (the symbols),\n"
+    "// /api/bars (history, when it has a database), /ws (a snapshot, then deltas\n"
+    "// chained by seq; a gap asks for a resync). Text is set with textContent\n"
+    "// only: symbols are data, never markup.\n"
     "const q = new URLSearchParams(location.search), token = q.get(\"token\");\n"
     "const $ = id => document.getElementById(id);\n"
-    "let ws, cur = null, seq = -1, bars = [], last = {};\n"
-    "function url(p) { return p + (token ? (p.includes(\"?\") ? \"&\" : \"?\") + \"token=\" + "
-    "encodeURIComponent(token) : \"\"); }\n"
+    "const META = [\"type\", \"s\", \"iv\", \"seq\", \"prev_seq\"];\n"
+    "let ws, cur = null, seq = -1, bars = [], last = {}, changed = new Set(), gen = 0;\n"
+    "function url(p) {\n"
+    "  return p + (token ? (p.includes(\"?\") ? \"&\" : \"?\") + \"token=\" + encodeURIComponen"
+    "t(token) : \"\");\n"
+    "}\n"
     "function status(t) { $(\"status\").textContent = t; }\n"
+    "function send(o) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(o)); }\n"
+    "function fmt(k, v) {\n"
+    "  if (v == null) return \"\";\n"
+    "  if (k === \"ts\") return new Date(v / 1e6).toISOString().replace(\"T\", \" \").slice(0, "
+    "19);\n"
+    "  return typeof v === \"number\" ? String(+v.toFixed(4)) : String(v);\n"
+    "}\n"
+    "// a bar into the chart, in ts order, the newest 300\n"
+    "function put(b) {\n"
+    "  let i = bars.length;\n"
+    "  while (i > 0 && bars[i - 1].ts > b.ts) i--;\n"
+    "  if (i > 0 && bars[i - 1].ts === b.ts) Object.assign(bars[i - 1], b);\n"
+    "  else bars.splice(i, 0, Object.assign({}, b));\n"
+    "  if (bars.length > 300) bars.shift();\n"
+    "}\n"
     "function watch() {\n"
     "  const s = $(\"sym\").value.trim(), iv = parseInt($(\"iv\").value, 10) || 60;\n"
-    "  bars = []; last = {}; seq = -1;\n"
-    "  if (ws && cur) ws.send(JSON.stringify({op: \"unsubscribe\", symbols: [cur.s], iv: cur.iv, "
-    "id: Date.now()}));\n"
+    "  if (cur) send({op: \"unsubscribe\", symbols: [cur.s], iv: cur.iv, id: \"u\" + gen});\n"
+    "  bars = []; last = {}; seq = -1; gen++;\n"
     "  cur = {s, iv};\n"
-    "  if (ws && ws.readyState === 1) ws.send(JSON.stringify({op: \"subscribe\", symbols: [s], iv, "
-    "id: Date.now()}));\n"
+    "  send({op: \"subscribe\", symbols: [s], iv, id: \"s\" + gen});\n"
+    "  const g = gen;\n"
+    "  fetch(url(\"/api/bars/\" + encodeURIComponent(s) + \"?iv=\" + iv + \"&limit=300\"))\n"
+    "    .then(r => r.ok ? r.json() : []).then(rows => {\n"
+    "      if (g !== gen) return;\n"
+    "      const live = new Set(bars.map(b => b.ts)); /* a live bar is newer than its row */\n"
+    "      for (const r of rows) if (!live.has(r.ts)) put(r);\n"
+    "      draw();\n"
+    "    }).catch(() => {});\n"
+    "  $(\"price\").textContent = \"\";\n"
+    "  draw(); table();\n"
     "}\n"
     "function connect() {\n"
-    "  ws = new WebSocket(url((location.protocol === \"https:\" ? \"wss://\" : \"ws://\") + "
-    "location.host + \"/ws\"));\n"
-    "  ws.onopen = () => { status(\"connected\"); if (cur) ws.send(JSON.stringify({op: "
-    "\"subscribe\", symbols: [cur.s], iv: cur.iv, id: 1})); };\n"
-    "  ws.onclose = () => { status(\"disconnected; retrying\"); setTimeout(connect, 1000); };\n"
+    "  ws = new WebSocket(url((location.protocol === \"https:\" ? \"wss://\" : \"ws://\") + loc"
+    "ation.host + \"/ws\"));\n"
+    "  ws.onopen = () => {\n"
+    "    status(\"connected\");\n"
+    "    if (cur) send({op: \"subscribe\", symbols: [cur.s], iv: cur.iv, id: \"s\" + gen});\n"
+    "  };\n"
+    "  ws.onclose = () => { status(\"disconnected; retrying\"); seq = -1; setTimeout(connect, 1"
+    "000); };\n"
     "  ws.onmessage = ev => {\n"
     "    const m = JSON.parse(ev.data);\n"
     "    if (m.type === \"error\") { status(\"error: \" + m.error); return; }\n"
+    "    if (m.type === \"resync\") { status(\"too slow: resync (\" + m.dropped + \" dropped)\""
+    "); return; }\n"
     "    if (!cur || m.s !== cur.s || m.iv !== cur.iv) return;\n"
-    "    if (m.type === \"snapshot\") { last = {}; seq = m.seq; }\n"
-    "    else if (m.type === \"delta\") {\n"
-    "      if (m.prev_seq !== seq) { status(\"gap: resync\"); ws.send(JSON.stringify({op: "
-    "\"resync\", symbols: [cur.s], iv: cur.iv, id: 2})); return; }\n"
+    "    if (m.type === \"snapshot\") {\n"
+    "      last = {}; seq = m.seq;\n"
+    "    } else if (m.type === \"delta\") {\n"
+    "      if (seq < 0) return; /* waiting for a snapshot */\n"
+    "      if (m.prev_seq !== seq) {\n"
+    "        status(\"gap after seq \" + seq + \": resync\");\n"
+    "        seq = -1;\n"
+    "        send({op: \"resync\", symbols: [cur.s], iv: cur.iv, id: \"r\" + gen});\n"
+    "        return;\n"
+    "      }\n"
     "      seq = m.seq;\n"
     "    } else return;\n"
-    "    for (const k in m) if (![\"type\", \"s\", \"iv\", \"seq\", \"prev_seq\"].includes(k)) "
-    "last[k] = m[k];\n"
-    "    if (last.ts === undefined) return;\n"
-    "    const b = bars.length && bars[bars.length - 1].ts === last.ts ? bars[bars.length - 1] : "
-    "null;\n"
-    "    if (b) Object.assign(b, last); else { bars.push(Object.assign({}, last)); if (bars.length "
-    "> 200) bars.shift(); }\n"
-    "    status(cur.s + \" seq \" + seq + \" at \" + new Date(last.ts / 1e6).toISOString());\n"
-    "    draw(); table();\n"
+    "    changed = new Set();\n"
+    "    for (const k in m) {\n"
+    "      if (META.includes(k)) continue;\n"
+    "      if (m[k] === null) delete last[k]; else last[k] = m[k];\n"
+    "      changed.add(k);\n"
+    "    }\n"
+    "    table();\n"
+    "    if (last.ts === undefined) { status(cur.s + \": no data yet\"); return; }\n"
+    "    put(last);\n"
+    "    const p = $(\"price\");\n"
+    "    p.textContent = fmt(\"c\", last.c);\n"
+    "    p.className = last.c >= last.o ? \"up\" : \"down\";\n"
+    "    status(cur.s + \" \" + cur.iv + \"s seq \" + seq + \" at \" + fmt(\"ts\", last.ts) + "
+    "\" UTC\");\n"
+    "    for (const el of $(\"syms\").children)\n"
+    "      if (el.dataset.k === cur.s + \"/\" + cur.iv) el.lastChild.textContent = \" \" + fmt("
+    "\"c\", last.c);\n"
+    "    draw();\n"
     "  };\n"
     "}\n"
     "function table() {\n"
-    "  $(\"vals\").innerHTML = Object.keys(last).map(k => \"<tr><td class=k>\" + k + \"</td><td "
-    "id=v_\" + k + \">\" +\n"
-    "    (typeof last[k] === \"number\" ? +last[k].toFixed(4) : last[k]) + "
-    "\"</td></tr>\").join(\"\");\n"
+    "  const t = $(\"vals\");\n"
+    "  t.textContent = \"\";\n"
+    "  for (const k of Object.keys(last)) {\n"
+    "    const tr = t.insertRow(), a = tr.insertCell(), b = tr.insertCell();\n"
+    "    a.className = \"k\"; a.textContent = k;\n"
+    "    b.id = \"v_\" + k; b.textContent = fmt(k, last[k]);\n"
+    "    if (changed.has(k)) b.className = \"chg\";\n"
+    "  }\n"
     "}\n"
     "function draw() {\n"
-    "  const cv = $(\"cv\"), g = cv.getContext(\"2d\"), W = cv.width, H = cv.height;\n"
+    "  const cv = $(\"cv\"), g = cv.getContext(\"2d\"), W = cv.width, H = cv.height, R = 70;\n"
     "  g.fillStyle = \"#111\"; g.fillRect(0, 0, W, H);\n"
     "  if (!bars.length) return;\n"
     "  let lo = Infinity, hi = -Infinity;\n"
-    "  for (const b of bars) for (const k of [\"l\", \"h\", \"bbl\", \"bbu\"]) if (b[k] != null) { "
-    "lo = Math.min(lo, b[k]); hi = Math.max(hi, b[k]); }\n"
+    "  for (const b of bars) for (const k of [\"l\", \"h\", \"bbl\", \"bbu\"]) {\n"
+    "    if (b[k] != null) { lo = Math.min(lo, b[k]); hi = Math.max(hi, b[k]); }\n"
+    "  }\n"
     "  if (hi === lo) { hi += 1; lo -= 1; }\n"
-    "  const y = v => H - 10 - (v - lo) / (hi - lo) * (H - 20), w = W / Math.max(bars.length, "
-    "60);\n"
+    "  const y = v => H - 10 - (v - lo) / (hi - lo) * (H - 20), w = (W - R) / Math.max(bars.len"
+    "gth, 60);\n"
+    "  g.font = \"12px system-ui,sans-serif\"; g.textBaseline = \"middle\";\n"
+    "  for (let i = 0; i <= 4; i++) { /* price grid */\n"
+    "    const v = lo + (hi - lo) * i / 4;\n"
+    "    g.fillStyle = \"#2a2a2a\"; g.fillRect(0, Math.round(y(v)), W - R, 1);\n"
+    "    g.fillStyle = \"#999\"; g.fillText(fmt(\"c\", v), W - R + 6, y(v));\n"
+    "  }\n"
     "  bars.forEach((b, i) => {\n"
+    "    if (b.o == null || b.c == null) return;\n"
     "    const x = i * w + w / 2, up = b.c >= b.o;\n"
     "    g.strokeStyle = g.fillStyle = up ? \"#3c6\" : \"#e44\";\n"
     "    g.beginPath(); g.moveTo(x, y(b.h)); g.lineTo(x, y(b.l)); g.stroke();\n"
-    "    g.fillRect(x - w * 0.35, y(Math.max(b.o, b.c)), w * 0.7, Math.max(1, Math.abs(y(b.o) - "
-    "y(b.c))));\n"
+    "    g.fillRect(x - w * 0.35, y(Math.max(b.o, b.c)), w * 0.7, Math.max(1, Math.abs(y(b.o) -"
+    " y(b.c))));\n"
     "  });\n"
-    "  for (const [k, col] of [[\"ema12\", \"#fc3\"], [\"ema26\", \"#39f\"], [\"bbu\", \"#777\"], "
-    "[\"bbl\", \"#777\"]]) {\n"
+    "  for (const [k, col] of [[\"ema12\", \"#fc3\"], [\"ema26\", \"#39f\"], [\"bbu\", \"#888\""
+    "], [\"bbl\", \"#888\"]]) {\n"
     "    g.strokeStyle = col; g.beginPath(); let on = false;\n"
-    "    bars.forEach((b, i) => { if (b[k] == null) return; const x = i * w + w / 2; on ? "
-    "g.lineTo(x, y(b[k])) : g.moveTo(x, y(b[k])); on = true; });\n"
+    "    bars.forEach((b, i) => {\n"
+    "      if (b[k] == null) return;\n"
+    "      const x = i * w + w / 2;\n"
+    "      if (on) g.lineTo(x, y(b[k])); else g.moveTo(x, y(b[k]));\n"
+    "      on = true;\n"
+    "    });\n"
     "    g.stroke();\n"
     "  }\n"
     "}\n"
-    "fetch(url(\"/api/snapshot\")).then(r => r.json()).then(list => {\n"
-    "  $(\"syms\").innerHTML = list.map(m => \"<span data-s=\\\"\" + m.s + \"\\\" data-iv=\\\"\" + "
-    "m.iv + \"\\\">\" + m.s + \" \" + m.iv + \"s \" + m.c + \"</span>\").join(\"\");\n"
-    "  for (const el of $(\"syms\").children) el.onclick = () => { $(\"sym\").value = "
-    "el.dataset.s; $(\"iv\").value = el.dataset.iv; watch(); };\n"
-    "}).catch(() => {});\n"
+    "// the market overview: every symbol of the cache, click to watch\n"
+    "function overview() {\n"
+    "  fetch(url(\"/api/snapshot\")).then(r => r.json()).then(list => {\n"
+    "    const d = $(\"syms\");\n"
+    "    d.textContent = \"\";\n"
+    "    for (const m of list) {\n"
+    "      const el = document.createElement(\"span\");\n"
+    "      el.dataset.k = m.s + \"/\" + m.iv;\n"
+    "      el.append(m.s + \" \" + m.iv + \"s\", document.createTextNode(\" \" + fmt(\"c\", m.c"
+    ")));\n"
+    "      el.onclick = () => { $(\"sym\").value = m.s; $(\"iv\").value = m.iv; watch(); };\n"
+    "      d.append(el);\n"
+    "    }\n"
+    "  }).catch(() => {});\n"
+    "}\n"
     "$(\"go\").onclick = watch;\n"
     "$(\"sym\").value = q.get(\"s\") || \"ES\";\n"
-    "watch(); connect();\n"
-    "</script></body></html>\n"
-    "\n";
+    "if (q.get(\"iv\")) $(\"iv\").value = q.get(\"iv\");\n"
+    "watch(); connect(); overview();\n"
+    "setInterval(overview, 10000);\n"
+    "</script></body></html>\n";
 
 /* Accept the upgrade: 101, wslay takes the connection. */
 static void upgrade(struct client *c, const struct http_request *rq, const char *key, size_t kn,
@@ -1510,13 +1521,12 @@ static void upgrade(struct client *c, const struct http_request *rq, const char 
 			return respond_error(c, 400, "format must be json or msgpack");
 		mp = !strcmp(q, "msgpack");
 	}
-	if (sym && !sym_ok(sym))
+	if (sym && !wsproto_sym_ok(sym))
 		return respond_error(c, 400, "bad symbol");
 	if (G.nws >= G.o.max_conns)
 		return respond_error(c, 503, "too many connections");
-	if (wslay_event_context_server_init(&c->ws, &ws_callbacks, c) != 0)
+	if (!(c->ws = wsproto_conn_new(&ws_ops, c, G.o.max_msg)))
 		return respond_error(c, 500, "out of memory");
-	wslay_event_config_set_max_recv_msg_length(c->ws, G.o.max_msg);
 	char acc[HTTP_WS_ACCEPT_LEN + 1], head[256];
 	http_ws_accept(key, kn, acc);
 	const char *proto = mp && off_mp    ? "Sec-WebSocket-Protocol: mdb.msgpack\r\n"
@@ -1526,7 +1536,7 @@ static void upgrade(struct client *c, const struct http_request *rq, const char 
 			 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
 			 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
 			 acc, proto);
-	struct frame *f = frame_raw(head, (size_t)n);
+	struct wsframe *f = frame_raw(head, (size_t)n);
 	if (f) {
 		q_push(c, f, Q_CTRL);
 		frame_put(f);
@@ -1642,8 +1652,7 @@ static void client_free(struct client *c)
 	while (c->nsubs)
 		unsubscribe(c, c->subs[c->nsubs - 1]);
 	free(c->subs);
-	if (c->ws)
-		wslay_event_context_free(c->ws);
+	wsproto_conn_free(&c->ws);
 	for (unsigned i = 0; i < c->qn; i++)
 		frame_put(c->q[(c->qhead + i) & (c->qcap - 1)].f);
 	free(c->q);
@@ -1655,6 +1664,7 @@ static void client_free(struct client *c)
 	bool dirty = c->dirty; /* its index stays in the flush list until the next flush */
 	*c = (struct client){.gen = gen, .fd = -1, .dirty = dirty};
 	G.freeidx[G.nfree++] = cidx(c);
+	G.accept_paused = false; /* a descriptor is free again */
 	counter_set(G.k.conns, (uint64_t)--G.nconn);
 }
 
@@ -1678,10 +1688,22 @@ static void on_accept(int fd)
 {
 	G.accept_armed = false;
 	if (fd < 0) {
-		if (fd != -EINTR && fd != -ECONNABORTED && !G.stopping)
+		if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+			/* accepting again at once would spin on the same error:
+			 * wait for a connection to end, or the next tick */
+			if (!G.accept_warned)
+				logmsg(LOG_WARNING, "accept: %s: waiting for connections to end",
+				       strerror(-fd));
+			G.accept_paused = G.accept_warned = true;
+			counter_add(G.k.refused, 1);
+			if (!G.timer_armed)
+				timer_set(true);
+		} else if (fd != -EINTR && fd != -ECONNABORTED && !G.stopping) {
 			logmsg(LOG_WARNING, "accept: %s", strerror(-fd));
+		}
 		return;
 	}
+	G.accept_warned = false;
 	counter_add(G.k.accepted, 1);
 	if (!G.nfree) {
 		counter_add(G.k.refused, 1);
@@ -1754,10 +1776,11 @@ static void on_send(struct client *c, int res)
 	}
 	if (res > 0)
 		c->progress_ns = G.now;
+	arm_recv(c); /* if it was held back by its queue */
 	if (c->qn) {
 		mark_dirty(c);
 	} else if (c->close_after_send ||
-		   (c->st == C_CLOSING && wslay_event_get_close_sent(c->ws))) {
+		   (c->st == C_CLOSING && wsproto_conn_close_sent(c->ws))) {
 		shut(c);
 	}
 }
@@ -1765,6 +1788,7 @@ static void on_send(struct client *c, int res)
 /* Housekeeping: pings, lost pongs, stalled and slow clients, timeouts. */
 static void on_tick(void)
 {
+	G.accept_paused = false; /* try accept again */
 	if (!G.lvc && G.o.lvc_name) {
 		int err;
 		G.lvc = lvc_open(G.o.lvc_name, false, &err);
@@ -1792,10 +1816,7 @@ static void on_tick(void)
 				ws_close(c, WSLAY_CODE_POLICY_VIOLATION, "no pong");
 				continue;
 			}
-			struct wslay_event_msg ping = {
-			    .opcode = WSLAY_PING, .msg = NULL, .msg_length = 0};
-			wslay_event_queue_msg(c->ws, &ping);
-			wslay_event_send(c->ws);
+			wsproto_conn_ping(c->ws);
 			c->ping_out = true;
 		}
 	}
@@ -1871,7 +1892,16 @@ static int listen_on(const char *spec)
 	if (fd < 0)
 		die(1, "socket: %s", strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0)
+	/* A predecessor killed a moment ago can still hold the port: its
+	 * io_uring is torn down after it is reaped, and a pending accept keeps
+	 * the listening socket open until then. Wait for it, briefly. */
+	int64_t give_up = mono_ns() + BIND_RETRY_NS;
+	while (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		if (errno != EADDRINUSE || mono_ns() > give_up)
+			die(1, "listen on %s: %s", spec, strerror(errno));
+		nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+	}
+	if (listen(fd, 4096) < 0)
 		die(1, "listen on %s: %s", spec, strerror(errno));
 	freeaddrinfo(ai);
 	struct sockaddr_storage ss;
@@ -2095,6 +2125,8 @@ int main(int argc, char **argv)
 	KG(last);
 	KG(streams);
 	KG(subs);
+	KG(pool);
+	KG(pool_dry);
 #undef KG
 	G.in = inputs_open(cli.in, cli.nin, &eo, &err, msg, sizeof msg);
 	if (!G.in)
@@ -2104,9 +2136,25 @@ int main(int argc, char **argv)
 	G.in_last_ns = calloc((size_t)G.nin, sizeof *G.in_last_ns);
 	G.w = calloc((size_t)G.nin, sizeof *G.w);
 	G.codec = codec_new();
+	G.pool = wsframe_pool_new(FRAME_SMALL, FRAME_CHUNK, FRAME_MAX);
+	if (!G.pool || wsframe_pool_reserve(G.pool, FRAME_RESERVE) < 0)
+		die(1, "out of memory");
 	if (o->lvc_name)
 		G.lvc = lvc_open(o->lvc_name, false, &err);
 	G.nslots = o->max_conns + EXTRA_SLOTS;
+	/* each connection is a descriptor: take all the hard limit allows
+	 * (systemd's soft limit is 1024), and say when it is not enough */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+		if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)G.nslots + 64)
+			logmsg(LOG_WARNING,
+			       "%llu file descriptors for --max-conns %d: connections past them wait",
+			       (unsigned long long)rl.rlim_cur, o->max_conns);
+	}
 	G.cl = calloc((size_t)G.nslots, sizeof *G.cl);
 	G.freeidx = malloc((size_t)G.nslots * sizeof *G.freeidx);
 	G.dirty = malloc((size_t)G.nslots * sizeof *G.dirty);
@@ -2147,6 +2195,7 @@ int main(int argc, char **argv)
 	/* loop */
 	int64_t stop_deadline = 0;
 	for (;;) {
+		frames_reserve();
 		bool more = drain_inputs();
 		flush_dirty();
 		arm_accept();
@@ -2204,5 +2253,6 @@ int main(int argc, char **argv)
 	store_close(&G.db);
 	codec_free(&G.codec);
 	counters_close(&G.cnt);
+	wsframe_pool_free(&G.pool); /* the clients' queues are gone with the process */
 	return 0;
 }

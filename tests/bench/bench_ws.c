@@ -1,5 +1,6 @@
-/* bench_ws.c - mdb-ws fan-out against a broadcast server written with
- * Node's `ws` package doing the same job (DESIGN.md 6).
+/* bench_ws.c - mdb-ws fan-out against broadcast servers written with
+ * Node's `ws` package and Python's `websockets` doing the same job
+ * (DESIGN.md 6).
  *
  * N clients (a C load client: one epoll thread, so it is not the bottleneck)
  * connect to /ws/live_data/SYM<k> over S symbols. A producer thread sends
@@ -7,25 +8,38 @@
  * rate allows), each stamped with CLOCK_REALTIME in its ts field; every
  * update becomes one delta frame to each of the N/S subscribers of its
  * symbol. mdb-ws reads the updates from a ring (feat records; --no-lvc so
- * each record is one delta); the Node peer (tests/bench/ws_peer.js) from a
- * TCP feed of JSON lines. Measured over a window after a warm-up: frames/s
+ * each record is one delta); the peers (tests/bench/ws_peer.js, ws_peer.py)
+ * from a TCP feed of JSON lines. Measured over a window after a warm-up: frames/s
  * delivered to the clients, p50/p99 latency from the stamp to the client's
  * read, and the server's CPU time (all its threads, from schedstat) per
- * delivered frame. Each scenario runs --runs times, ours then the peer's, and
- * prints medians and the ratios.
+ * delivered frame. Each scenario runs --runs times, ours then each peer's,
+ * and prints medians and the ratios; each run's line also says how long the
+ * server's threads waited for a CPU (schedstat), which is where the tail
+ * latency of a loaded 2-core machine comes from. Full mode runs 1,000 and
+ * 5,000 clients (--clients picks one); the open-file limit is raised to fit.
  *
- * The peer needs node and the ws package: MDB_WS_NODE_MODULES, or
- * tests/bench/node_modules (npm install ws in tests/bench; git ignores it).
- * Without them the peer is reported as missing and only ours runs.
+ * Full and smoke mode first measure the payload deltas save against full
+ * snapshots on real data: mdb-sim's trades and quotes through mdb-validate
+ * and mdb-feature, folded as mdb-ws folds them, encoded with common/wsmsg.
+ *
+ * The Node peer needs node and the ws package: MDB_WS_NODE_MODULES, or
+ * tests/bench/node_modules (npm install ws in tests/bench; git ignores it),
+ * or Debian's node-ws in /usr/share/nodejs.
+ * The Python peer needs Debian's python3-websockets under /usr/bin/python3
+ * (MDB_WS_PYTHON names another interpreter). A missing peer is reported as
+ * such and the others run.
  */
 #include "benchutil.h"
+#include "benchws.h"
 #include "record.h"
 #include "ring.h"
+#include "wsmsg.h"
 
 #include <dirent.h>
 #include <err.h>
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -37,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -45,11 +60,9 @@
 #define NS	 1000000000LL
 #define MAX_RUNS 15
 
-struct conn {
-	int fd;
-	size_t len;
-	uint8_t buf[32768];
-};
+/* The servers compared: ours and the peers doing the same job. */
+enum { SRV_OURS, SRV_NODE, SRV_PY, NSRV };
+static const char *const srv_name[NSRV] = {"mdb-ws", "node ws", "py websockets"};
 
 static struct {
 	int n, nsym, runs;
@@ -57,10 +70,15 @@ static struct {
 	bool smoke;
 	const char *build, *src;
 	char node_modules[512];
+	char python[512];
+	bool have[NSRV];
 	/* the load client */
-	struct conn *c;
-	_Atomic bool stop, measuring;
-	_Atomic uint64_t frames;
+	struct bws_conn *c;
+	_Atomic bool stop;
+	_Atomic int64_t w0, w1;	 /* the window: frames stamped in [w0, w1) count */
+	_Atomic bool open;	 /* frames received now count in the rate */
+	_Atomic uint64_t rx;	 /* ... so many */
+	_Atomic uint64_t frames; /* frames stamped in the window received */
 	int64_t *lat;
 	_Atomic size_t nlat;
 	size_t caplat;
@@ -79,83 +97,24 @@ static int cmp_i64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* A WebSocket client connection to 127.0.0.1:port path; the handshake's
- * leftover bytes stay in c->buf. */
-static void ws_connect(struct conn *c, int port, const char *path)
+/* A data frame: when its ts stamp lies in the window, it counts, with its
+ * latency from the stamp to now (*arg). */
+static void frame_in(void *arg, const uint8_t *p, size_t n)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
-		err(1, "connect to %d", port);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	char req[256];
-	int n = snprintf(req, sizeof req,
-			 "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-			 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-			 "Sec-WebSocket-Version: 13\r\n\r\n",
-			 path);
-	if (write(fd, req, (size_t)n) != n)
-		err(1, "handshake");
-	c->fd = fd;
-	c->len = 0;
-	char *end = NULL;
-	while (!end) {
-		ssize_t r = read(fd, c->buf + c->len, sizeof c->buf - c->len - 1);
-		if (r <= 0)
-			errx(1, "handshake: connection closed");
-		c->len += (size_t)r;
-		c->buf[c->len] = 0;
-		end = strstr((char *)c->buf, "\r\n\r\n");
-	}
-	if (strncmp((char *)c->buf, "HTTP/1.1 101", 12) != 0)
-		errx(1, "handshake refused: %.40s", c->buf);
-	size_t head = (size_t)(end + 4 - (char *)c->buf);
-	memmove(c->buf, c->buf + head, c->len - head);
-	c->len -= head;
-}
-
-/* Count the whole frames in c->buf and sample their ts stamps. */
-static void frames_in(struct conn *c, int64_t now)
-{
-	size_t off = 0;
-	bool meas = atomic_load_explicit(&B.measuring, memory_order_relaxed);
-	for (;;) {
-		if (c->len - off < 2)
-			break;
-		const uint8_t *p = c->buf + off;
-		uint64_t n = p[1] & 0x7f;
-		size_t h = 2;
-		if (n == 126) {
-			if (c->len - off < 4)
-				break;
-			n = (uint64_t)p[2] << 8 | p[3];
-			h = 4;
-		} else if (n == 127) {
-			if (c->len - off < 10)
-				break;
-			n = 0;
-			for (int i = 0; i < 8; i++)
-				n = n << 8 | p[2 + i];
-			h = 10;
-		}
-		if (c->len - off < h + n)
-			break;
-		if (meas && (p[0] & 0x0f) == 1) {
-			atomic_fetch_add_explicit(&B.frames, 1, memory_order_relaxed);
-			const char *ts = memmem(p + h, n, "\"ts\":", 5);
-			if (ts) {
-				size_t k =
-				    atomic_fetch_add_explicit(&B.nlat, 1, memory_order_relaxed);
-				if (k < B.caplat)
-					B.lat[k] = now - strtoll(ts + 5, NULL, 10);
-			}
-		}
-		off += h + n;
-	}
-	memmove(c->buf, c->buf + off, c->len - off);
-	c->len -= off;
+	int64_t now = *(const int64_t *)arg;
+	if (atomic_load_explicit(&B.open, memory_order_relaxed))
+		atomic_fetch_add_explicit(&B.rx, 1, memory_order_relaxed);
+	const char *ts = memmem(p, n, "\"ts\":", 5);
+	if (!ts)
+		return;
+	int64_t stamp = strtoll(ts + 5, NULL, 10);
+	if (stamp < atomic_load_explicit(&B.w0, memory_order_relaxed) ||
+	    stamp >= atomic_load_explicit(&B.w1, memory_order_relaxed))
+		return;
+	atomic_fetch_add_explicit(&B.frames, 1, memory_order_relaxed);
+	size_t k = atomic_fetch_add_explicit(&B.nlat, 1, memory_order_relaxed);
+	if (k < B.caplat)
+		B.lat[k] = now - stamp;
 }
 
 static void *load_thread(void *arg)
@@ -166,11 +125,11 @@ static void *load_thread(void *arg)
 		int n = epoll_wait(ep, ev, 256, 50);
 		int64_t now = now_real();
 		for (int i = 0; i < n; i++) {
-			struct conn *c = &B.c[ev[i].data.u32];
+			struct bws_conn *c = &B.c[ev[i].data.u32];
 			ssize_t r = read(c->fd, c->buf + c->len, sizeof c->buf - c->len);
 			if (r > 0) {
 				c->len += (size_t)r;
-				frames_in(c, now);
+				bws_frames(c, frame_in, &now);
 			} else if (r == 0) {
 				epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 			}
@@ -179,13 +138,15 @@ static void *load_thread(void *arg)
 	return NULL;
 }
 
-/* CPU time of every thread of pid, ns. */
-static int64_t cpu_ns(pid_t pid)
+/* CPU time of every thread of pid, ns; *waited: their time runnable but
+ * waiting for a CPU (schedstat's second field). */
+static int64_t cpu_ns(pid_t pid, int64_t *waited)
 {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
 	DIR *d = opendir(path);
 	int64_t sum = 0;
+	*waited = 0;
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
 		if (e->d_name[0] == '.')
@@ -193,9 +154,9 @@ static int64_t cpu_ns(pid_t pid)
 		char p[320];
 		snprintf(p, sizeof p, "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
 		FILE *f = fopen(p, "r");
-		long long v = 0;
-		if (f && fscanf(f, "%lld", &v) == 1)
-			sum += v;
+		long long v = 0, w = 0;
+		if (f && fscanf(f, "%lld %lld", &v, &w) == 2)
+			sum += v, *waited += w;
 		if (f)
 			fclose(f);
 	}
@@ -280,18 +241,18 @@ static void start_ours(struct server *s)
 	s->feed = -1;
 }
 
-static bool start_peer(struct server *s)
+/* A peer server (SRV_NODE or SRV_PY) and a connection to its feed port. */
+static void start_peer(struct server *s, int kind)
 {
-	if (!B.node_modules[0])
-		return false;
-	char js[600], wp[16], fp[16], after[64];
-	snprintf(js, sizeof js, "%s/tests/bench/ws_peer.js", B.src);
+	char script[600], wp[16], fp[16], after[64];
+	snprintf(script, sizeof script, "%s/tests/bench/ws_peer.%s", B.src,
+		 kind == SRV_NODE ? "js" : "py");
 	s->port = free_port();
 	int feed_port = free_port();
 	snprintf(wp, sizeof wp, "%d", s->port);
 	snprintf(fp, sizeof fp, "%d", feed_port);
 	setenv("NODE_PATH", B.node_modules, 1);
-	char *argv[] = {"node", js, wp, fp, NULL};
+	char *argv[] = {kind == SRV_NODE ? "node" : B.python, script, wp, fp, NULL};
 	s->pid = spawn(argv, "ready", after, sizeof after);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET,
@@ -301,7 +262,6 @@ static bool start_peer(struct server *s)
 		err(1, "peer feed");
 	s->feed = fd;
 	s->ring = NULL;
-	return true;
 }
 
 static void stop_server(struct server *s)
@@ -346,42 +306,46 @@ static void send_update(struct server *s, int k, uint64_t i)
 
 struct result {
 	double fps, p50_us, p99_us, cpu_ns_frame;
+	double wait_ms_s; /* the server's threads waited this long for a CPU, ms per s */
 };
 
 /* Connect the clients, send at rate updates/s for warm + secs, measure. */
-static struct result run_one(bool peer, double rate)
+static struct result run_one(int kind, double rate)
 {
 	struct server s;
-	if (peer)
-		start_peer(&s);
-	else
+	if (kind == SRV_OURS)
 		start_ours(&s);
+	else
+		start_peer(&s, kind);
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	for (int i = 0; i < B.n; i++) {
 		char path[64];
 		snprintf(path, sizeof path, "/ws/live_data/SYM%d?iv=60", i % B.nsym);
-		ws_connect(&B.c[i], s.port, path);
+		bws_connect(&B.c[i], s.port, path);
 		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
 		epoll_ctl(ep, EPOLL_CTL_ADD, B.c[i].fd, &ev);
 	}
 	atomic_store(&B.stop, false);
-	atomic_store(&B.measuring, false);
+	atomic_store(&B.w0, INT64_MAX);
+	atomic_store(&B.w1, INT64_MAX);
 	atomic_store(&B.frames, 0);
+	atomic_store(&B.rx, 0);
 	atomic_store(&B.nlat, 0);
 	pthread_t th;
 	pthread_create(&th, NULL, load_thread, &ep);
 	usleep(200000); /* subscriptions settle */
 	int64_t t0 = mono_ns(), warm_end = t0 + (int64_t)(B.warm * NS),
-		end = warm_end + (int64_t)(B.secs * NS), cpu0 = 0, m0 = 0;
-	uint64_t i = 0;
+		end = warm_end + (int64_t)(B.secs * NS), cpu0 = 0, m0 = 0, wait0 = 0, wait1;
+	uint64_t i = 0, want = 0; /* frames stamped in the window */
 	bool meas = false;
 	for (;;) {
 		int64_t now = mono_ns();
 		if (!meas && now >= warm_end) {
 			meas = true;
-			cpu0 = cpu_ns(s.pid);
+			cpu0 = cpu_ns(s.pid, &wait0);
 			m0 = now;
-			atomic_store(&B.measuring, true);
+			atomic_store(&B.w0, now_real());
+			atomic_store(&B.open, true);
 		}
 		if (now >= end)
 			break;
@@ -391,25 +355,36 @@ static struct result run_one(bool peer, double rate)
 			nanosleep(&d, NULL);
 			continue;
 		}
-		send_update(&s, (int)(i % (uint64_t)B.nsym), i);
+		int k = (int)(i % (uint64_t)B.nsym);
+		send_update(&s, k, i);
+		if (meas) /* symbol k's subscribers: see the connect loop */
+			want += (uint64_t)(B.n / B.nsym + (k < B.n % B.nsym));
 		i++;
 	}
-	int64_t cpu1 = cpu_ns(s.pid), m1 = mono_ns();
-	usleep(100000); /* frames in flight at the end still count their latency */
-	atomic_store(&B.measuring, false);
+	/* the rate: frames received while updates were sent; the CPU: over
+	 * the same time */
+	atomic_store(&B.open, false);
+	atomic_store(&B.w1, now_real());
+	int64_t m1 = mono_ns(), cpu1 = cpu_ns(s.pid, &wait1);
+	uint64_t rx = atomic_load(&B.rx);
+	/* the latency: of every frame stamped in the window, late ones too
+	 * (a server that dropped some, or is seconds behind, gets 3 s) */
+	for (int k = 0; k < 300 && atomic_load(&B.frames) < want; k++)
+		usleep(10000);
 	atomic_store(&B.stop, true);
 	pthread_join(th, NULL);
 	for (int k = 0; k < B.n; k++)
 		close(B.c[k].fd);
 	close(ep);
 	stop_server(&s);
-	struct result r = {0};
-	uint64_t frames = atomic_load(&B.frames);
+	/* no frame of the window within 3 s after it: the latency is off the scale */
+	struct result r = {.p50_us = INFINITY, .p99_us = INFINITY};
 	size_t nl = atomic_load(&B.nlat);
 	if (nl > B.caplat)
 		nl = B.caplat;
-	r.fps = (double)frames / ((double)(m1 - m0) / NS);
-	r.cpu_ns_frame = frames ? (double)(cpu1 - cpu0) / (double)frames : 0;
+	r.fps = (double)rx / ((double)(m1 - m0) / NS);
+	r.cpu_ns_frame = rx ? (double)(cpu1 - cpu0) / (double)rx : 0;
+	r.wait_ms_s = (double)(wait1 - wait0) / 1e6 / ((double)(m1 - m0) / NS);
 	if (nl) {
 		qsort(B.lat, nl, sizeof *B.lat, cmp_i64);
 		r.p50_us = (double)B.lat[nl / 2] / 1e3;
@@ -418,49 +393,206 @@ static struct result run_one(bool peer, double rate)
 	return r;
 }
 
+static const char *fmt_us(char *buf, double us)
+{
+	if (isinf(us))
+		return ">3 s late";
+	sprintf(buf, "%.0f us", us);
+	return buf;
+}
+
 static void scenario(const char *name, double rate)
 {
-	struct result ours[MAX_RUNS], peer[MAX_RUNS];
-	double v[4][MAX_RUNS], w[4][MAX_RUNS];
-	bool have_peer = B.node_modules[0] != 0;
+	double v[NSRV][4][MAX_RUNS];
 	for (int r = 0; r < B.runs; r++) {
-		ours[r] = run_one(false, rate);
-		if (have_peer)
-			peer[r] = run_one(true, rate);
-		v[0][r] = ours[r].fps, v[1][r] = ours[r].p50_us, v[2][r] = ours[r].p99_us,
-		v[3][r] = ours[r].cpu_ns_frame;
-		if (have_peer)
-			w[0][r] = peer[r].fps, w[1][r] = peer[r].p50_us, w[2][r] = peer[r].p99_us,
-			w[3][r] = peer[r].cpu_ns_frame;
-		fprintf(stderr, "  run %d: mdb-ws %.0f frames/s p99 %.0f us %.2f us/frame", r + 1,
-			ours[r].fps, ours[r].p99_us, ours[r].cpu_ns_frame / 1e3);
-		if (have_peer)
-			fprintf(stderr, " | node ws %.0f frames/s p99 %.0f us %.2f us/frame",
-				peer[r].fps, peer[r].p99_us, peer[r].cpu_ns_frame / 1e3);
+		fprintf(stderr, "  run %d:", r + 1);
+		for (int k = 0; k < NSRV; k++) {
+			if (!B.have[k])
+				continue;
+			struct result x = run_one(k, rate);
+			v[k][0][r] = x.fps, v[k][1][r] = x.p50_us, v[k][2][r] = x.p99_us,
+			v[k][3][r] = x.cpu_ns_frame;
+			fprintf(stderr,
+				"%s %s %.0f frames/s p50 %.0f us p99 %.0f us %.2f us/frame "
+				"(waited for a CPU %.0f ms/s)",
+				k ? " |" : "", srv_name[k], x.fps, x.p50_us, x.p99_us,
+				x.cpu_ns_frame / 1e3, x.wait_ms_s);
+		}
 		fputc('\n', stderr);
 	}
-	double m[4], p[4];
-	for (int k = 0; k < 4; k++) {
-		m[k] = median(v[k], B.runs);
-		p[k] = have_peer ? median(w[k], B.runs) : 0;
-	}
+	double m[NSRV][4];
 	printf("%s (%d clients, %d symbols, %.0f updates/s offered = %.0f frames/s):\n", name, B.n,
 	       B.nsym, rate, rate * B.n / B.nsym);
-	printf("  mdb-ws:  %9.0f frames/s  p50 %7.0f us  p99 %7.0f us  %6.2f us CPU/frame\n", m[0],
-	       m[1], m[2], m[3] / 1e3);
-	if (have_peer) {
-		printf(
-		    "  node ws: %9.0f frames/s  p50 %7.0f us  p99 %7.0f us  %6.2f us CPU/frame\n",
-		    p[0], p[1], p[2], p[3] / 1e3);
-		printf("  ratio:   %9.2fx frames/s, %.2fx less CPU per frame, p99 %.2fx lower\n",
-		       p[0] > 0 ? m[0] / p[0] : 0, m[3] > 0 ? p[3] / m[3] : 0,
-		       m[2] > 0 ? p[2] / m[2] : 0);
-	} else {
-		printf("  node ws: not run (no node or ws package; see the top of bench_ws.c)\n");
+	for (int k = 0; k < NSRV; k++) {
+		if (!B.have[k]) {
+			printf("  %-14s not run (see the top of bench_ws.c)\n", srv_name[k]);
+			continue;
+		}
+		for (int q = 0; q < 4; q++)
+			m[k][q] = median(v[k][q], B.runs);
+		char p50[32], p99[32];
+		printf("  %-14s %9.0f frames/s  p50 %10s  p99 %10s  %6.2f us CPU/frame\n",
+		       srv_name[k], m[k][0], fmt_us(p50, m[k][1]), fmt_us(p99, m[k][2]),
+		       m[k][3] / 1e3);
 	}
-	if (B.smoke && (m[0] < 0.5 * rate * B.n / B.nsym || m[2] <= 0))
-		errx(1, "smoke: mdb-ws delivered %.0f frames/s of %.0f offered", m[0],
+	for (int k = 1; k < NSRV; k++) {
+		if (!B.have[k])
+			continue;
+		printf("  vs %-13s %7.2fx frames/s, %.2fx less CPU per frame", srv_name[k],
+		       m[k][0] > 0 ? m[0][0] / m[k][0] : 0, m[0][3] > 0 ? m[k][3] / m[0][3] : 0);
+		if (isinf(m[k][2]) || isinf(m[0][2]))
+			printf(", p99 not comparable (seconds behind)\n");
+		else
+			printf(", p99 %.2fx lower\n", m[0][2] > 0 ? m[k][2] / m[0][2] : 0);
+	}
+	if (B.smoke && (m[0][0] < 0.5 * rate * B.n / B.nsym || !(m[0][2] > 0) || isinf(m[0][2])))
+		errx(1, "smoke: mdb-ws delivered %.0f frames/s of %.0f offered", m[0][0],
 		     rate * B.n / B.nsym);
+}
+
+/* ---- delta against snapshot payload, on real data ---- */
+
+struct payload {
+	uint64_t n;		    /* deltas sent */
+	uint64_t delta[2], snap[2]; /* bytes: JSON, MessagePack */
+};
+
+/* One stream's value, as mdb-ws keeps it (see stream_update there). */
+struct pstream {
+	char s[LVC_SYM_MAX];
+	int32_t iv;
+	uint64_t seq;
+	struct lvc_value v;
+};
+
+static void payload_add(struct payload *p, mdb_codec *codec, struct pstream *st,
+			const struct lvc_value *nv)
+{
+	uint32_t mask = wsmsg_diff(&st->v, nv);
+	if (!mask)
+		return;
+	st->v = *nv;
+	uint64_t prev = st->seq++;
+	uint8_t mp[WSMSG_MAX];
+	char js[WSMSG_MAX * 2];
+	const char *why;
+	int d = wsmsg_delta(mp, sizeof mp, st->s, st->iv, st->seq, prev, &st->v, mask);
+	int dj = d < 0 ? -1 : record_to_json(codec, mp, (size_t)d, js, sizeof js, &why);
+	int f = wsmsg_snapshot(mp, sizeof mp, st->s, st->iv, st->seq, &st->v);
+	int fj = f < 0 ? -1 : record_to_json(codec, mp, (size_t)f, js, sizeof js, &why);
+	if (d < 0 || dj < 0 || f < 0 || fj < 0)
+		errx(1, "payload: cannot encode %s", st->s);
+	p->n++;
+	p->delta[0] += (uint64_t)dj, p->delta[1] += (uint64_t)d;
+	p->snap[0] += (uint64_t)fj, p->snap[1] += (uint64_t)f;
+}
+
+/* mdb-sim's trades and quotes through mdb-validate (1 s and 1 min bars)
+ * and mdb-feature, folded as mdb-ws folds them: with a last-value cache
+ * (one delta per feat record, bar and features together: lvc) and without
+ * (one per bar or feat record: rec). Sums the bytes of each delta and of
+ * the snapshot it stands for. */
+static void payload_measure(const char *syms, int ticks, struct payload *lvc, struct payload *rec,
+			    uint64_t *nrec)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char dir[512], cmd[4096];
+	snprintf(dir, sizeof dir, "%s/mdb-benchws-pl.XXXXXX", tmp);
+	if (!mkdtemp(dir))
+		err(1, "mkdtemp");
+	snprintf(cmd, sizeof cmd,
+		 "cd '%s' && '%s/tools/mdb-sim' -d . %s -r 0 -n %d --quotes 0.3 "
+		 "--log ticks.jsonl >/dev/null && '%s/tools/mdb-validate' --json -I 1s,1m "
+		 "<ticks.jsonl 2>/dev/null | '%s/tools/mdb-feature' --json >feat.jsonl",
+		 dir, B.build, syms, ticks, B.build, B.build);
+	if (system(cmd) != 0)
+		errx(1, "payload: the pipeline failed: %s", cmd);
+	snprintf(cmd, sizeof cmd, "%s/feat.jsonl", dir);
+	FILE *f = fopen(cmd, "r");
+	if (!f)
+		err(1, "%s", cmd);
+	mdb_codec *codec = codec_new();
+	enum { NS_MAX = 64 };
+	static struct pstream sl[NS_MAX], sr[NS_MAX];
+	static struct lvc_value cache[NS_MAX];
+	int ns = 0;
+	char line[4096];
+	uint8_t buf[1024];
+	struct mdb_record r;
+	const char *why;
+	*lvc = *rec = (struct payload){0};
+	*nrec = 0;
+	while (fgets(line, sizeof line, f)) {
+		int n = record_from_json(codec, line, strlen(line), buf, sizeof buf, &why);
+		if (n < 0 || record_decode(codec, buf, (size_t)n, &r, &why) < 0)
+			errx(1, "payload: %s: %s", why, line);
+		if (r.t != MDB_REC_BAR && r.t != MDB_REC_FEAT)
+			continue;
+		int32_t iv = r.t == MDB_REC_BAR ? r.bar.iv : r.feat.iv;
+		int k = 0;
+		while (k < ns && (sl[k].iv != iv || strcmp(sl[k].s, r.s)))
+			k++;
+		if (k == ns) {
+			if (ns == NS_MAX)
+				errx(1, "payload: too many streams");
+			struct pstream st = {.iv = iv};
+			snprintf(st.s, sizeof st.s, "%s", r.s);
+			for (int i = 0; i < LVC_NFEAT; i++)
+				st.v.feat[i] = NAN;
+			st.v.o = st.v.h = st.v.l = st.v.c = st.v.v = st.v.bv = st.v.av = NAN;
+			sl[k] = sr[k] = st;
+			cache[k] = st.v;
+			ns++;
+		}
+		(*nrec)++;
+		struct lvc_value nv = sr[k].v;
+		wsmsg_apply(&nv, &r);
+		payload_add(rec, codec, &sr[k], &nv);
+		/* the cache takes the bar silently; its feat record is the news,
+		 * sent as what changed since the last delta */
+		wsmsg_apply(&cache[k], &r);
+		if (r.t == MDB_REC_FEAT)
+			payload_add(lvc, codec, &sl[k], &cache[k]);
+	}
+	fclose(f);
+	codec_free(&codec);
+	rm_rf(dir);
+}
+
+static double saved(uint64_t delta, uint64_t snap)
+{
+	return snap ? 100.0 * (1.0 - (double)delta / (double)snap) : 0;
+}
+
+static void payload_report(void)
+{
+	struct payload lvc, rec;
+	uint64_t nrec;
+	/* mdb-sim -r 0 makes about 1,000 records a second of market time: 50,000
+	 * give 50 one-second bars, enough for every indicator to be defined */
+	int ticks = B.smoke ? 3000 : 50000;
+	const char *syms = B.smoke ? "-s ES" : "-s ES -s NQ";
+	payload_measure(syms, ticks, &lvc, &rec, &nrec);
+	printf("delta against full snapshot payload (mdb-sim %s: %d trades and quotes each, "
+	       "mdb-validate 1s+1m bars, mdb-feature: %llu records):\n",
+	       syms, ticks, (unsigned long long)nrec);
+	const struct {
+		const char *name;
+		struct payload *p;
+	} rows[] = {{"with the cache", &lvc}, {"--no-lvc", &rec}};
+	for (int i = 0; i < 2; i++) {
+		struct payload *p = rows[i].p;
+		printf(
+		    "  %-15s %7llu deltas: JSON %6.1f B vs %6.1f B a snapshot: %5.1f %% smaller; "
+		    "MessagePack %6.1f B vs %6.1f B: %5.1f %% smaller\n",
+		    rows[i].name, (unsigned long long)p->n, (double)p->delta[0] / (double)p->n,
+		    (double)p->snap[0] / (double)p->n, saved(p->delta[0], p->snap[0]),
+		    (double)p->delta[1] / (double)p->n, (double)p->snap[1] / (double)p->n,
+		    saved(p->delta[1], p->snap[1]));
+	}
+	printf("  target: >= 80 %% smaller\n");
+	if (B.smoke && (lvc.n == 0 || rec.n == 0 || saved(lvc.delta[0], lvc.snap[0]) <= 0))
+		errx(1, "smoke: no delta payload measured");
 }
 
 static void find_node(void)
@@ -468,17 +600,42 @@ static void find_node(void)
 	const char *env = getenv("MDB_WS_NODE_MODULES");
 	char cand[512];
 	snprintf(cand, sizeof cand, "%s/tests/bench/node_modules", B.src);
-	const char *dirs[] = {env, cand};
-	for (int i = 0; i < 2; i++) {
+	const char *dirs[] = {env, cand, "/usr/share/nodejs"}; /* the last: Debian's node-ws */
+	for (int i = 0; i < 3; i++) {
 		char ws[600];
 		if (!dirs[i])
 			continue;
 		snprintf(ws, sizeof ws, "%s/ws/package.json", dirs[i]);
 		if (access(ws, R_OK) == 0 && system("node --version >/dev/null 2>&1") == 0) {
 			snprintf(B.node_modules, sizeof B.node_modules, "%s", dirs[i]);
+			B.have[SRV_NODE] = true;
 			return;
 		}
 	}
+}
+
+/* Debian's python3-websockets lives under /usr/bin/python3, not pyenv's. */
+static void find_python(void)
+{
+	const char *py = getenv("MDB_WS_PYTHON") ? getenv("MDB_WS_PYTHON") : "/usr/bin/python3";
+	char cmd[600];
+	snprintf(B.python, sizeof B.python, "%s", py);
+	snprintf(cmd, sizeof cmd, "'%s' -c 'import websockets' >/dev/null 2>&1", py);
+	B.have[SRV_PY] = system(cmd) == 0;
+}
+
+/* Room for every client socket on both ends, and the server's (children
+ * inherit the limit). */
+static void raise_nofile(int clients)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)clients * 2 + 256;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+		errx(1, "%d clients need %llu open files; the limit is %llu", clients,
+		     (unsigned long long)want, (unsigned long long)rl.rlim_cur);
 }
 
 int main(int argc, char **argv)
@@ -490,7 +647,7 @@ int main(int argc, char **argv)
 					   {"runs", required_argument, NULL, 'r'},
 					   {"rate", required_argument, NULL, 'R'},
 					   {NULL, 0, NULL, 0}};
-	B.n = 1000;
+	B.n = 0;
 	B.nsym = 100;
 	B.runs = 3;
 	B.secs = 3;
@@ -504,6 +661,8 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			B.n = atoi(optarg);
+			if (B.n < 1)
+				errx(2, "bad --clients");
 			break;
 		case 'y':
 			B.nsym = atoi(optarg);
@@ -526,31 +685,41 @@ int main(int argc, char **argv)
 	if (B.smoke) {
 		B.n = 40, B.nsym = 4, B.runs = 1, B.secs = 1, B.warm = 0.3;
 	}
-	if (B.n < 1 || B.nsym < 1 || B.nsym > B.n || B.runs < 1 || B.runs > MAX_RUNS || B.secs <= 0)
+	/* full mode: 1,000 then 5,000 clients, unless --clients says */
+	int sizes[2] = {B.n ? B.n : 1000, 5000}, nsizes = B.n ? 1 : 2;
+	if (B.nsym < 1 || B.nsym > sizes[0] || B.runs < 1 || B.runs > MAX_RUNS || B.secs <= 0)
 		errx(2, "bad arguments");
 	B.build = getenv("MDB_BUILD_DIR") ? getenv("MDB_BUILD_DIR") : ".";
 	B.src = getenv("MDB_SOURCE_DIR") ? getenv("MDB_SOURCE_DIR") : "..";
+	B.have[SRV_OURS] = true;
 	find_node();
+	find_python();
 	signal(SIGPIPE, SIG_IGN);
-	char dir[] = "/dev/shm/mdb-benchws.XXXXXX";
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/mdb-benchws.XXXXXX", tmp);
 	if (!mkdtemp(dir))
 		err(1, "mkdtemp");
 	setenv("MDB_SHM_DIR", dir, 1);
-	B.c = calloc((size_t)B.n, sizeof *B.c);
+	raise_nofile(sizes[nsizes - 1]);
+	B.c = calloc((size_t)sizes[nsizes - 1], sizeof *B.c);
 	B.caplat = 4u << 20;
 	B.lat = malloc(B.caplat * sizeof *B.lat);
 	if (!B.c || !B.lat)
 		err(1, "malloc");
-	if (rate > 0) {
-		scenario("fixed rate", rate);
-	} else if (B.smoke) {
-		scenario("smoke", 500);
-	} else {
-		scenario("fixed rate, 50k frames/s", 50000.0 * B.nsym / B.n);
-		scenario("pushed hard", 400000.0 * B.nsym / B.n);
+	if (rate <= 0)
+		payload_report();
+	for (int i = 0; i < nsizes; i++) {
+		B.n = sizes[i];
+		if (rate > 0) {
+			scenario("fixed rate", rate);
+		} else if (B.smoke) {
+			scenario("smoke", 500);
+		} else {
+			scenario("fixed rate, 50k frames/s", 50000.0 * B.nsym / B.n);
+			scenario("pushed hard", 400000.0 * B.nsym / B.n);
+		}
 	}
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	(void)!system(cmd);
+	rm_rf(dir);
 	return 0;
 }

@@ -5,21 +5,7 @@
 # loopback-only default bind, usage and exit codes. The WebSocket client is
 # tests/tools/wsclient.py (standard library only).
 . "$(dirname "$0")/lib.sh"
-
-# start_ws LOG ARGS...: start mdb-ws on a free loopback port; sets $port
-start_ws()
-{
-	local log=$1
-	shift
-	start "$bin/mdb-ws" "$@" 2>"$log"
-	local deadline=$((SECONDS + 10))
-	port=
-	while [ -z "$port" ]; do
-		[ $SECONDS -lt $deadline ] || fail "mdb-ws did not start: $(cat "$log")"
-		port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$log")
-		sleep 0.05
-	done
-}
+. "$here/ws_lib.sh"
 
 check()
 {
