@@ -115,6 +115,7 @@ struct xfer {
 	struct symbol *sy;
 	int src; /* source index */
 	int64_t from, to;
+	int64_t sent_ns; /* wall clock when the request went: bars that ended by then are final */
 	char *body;
 	size_t len, cap;
 	bool too_big;
@@ -541,13 +542,16 @@ static bool same_values(const struct fsrc_bar *a, const struct fsrc_bar *b)
 
 /* Write what is new in F.res for sy: bars after the last one written, and
  * the last one again when its values changed or it became final. In
- * backfill only final bars inside [from, to) are written. */
-static void emit(struct symbol *sy, struct source *s, int64_t from, int64_t to, bool backfill)
+ * backfill only final bars inside [from, to) are written. A bar is final
+ * when it had ended before the request was sent (sent_ns): one that ended
+ * while the answer was on its way may hold forming values. */
+static void emit(struct symbol *sy, struct source *s, int64_t from, int64_t to, int64_t sent_ns,
+		 bool backfill)
 {
-	int64_t now = wall_ns(), ivns = (int64_t)F.iv * NS;
+	int64_t ivns = (int64_t)F.iv * NS;
 	for (int i = 0; i < F.res.n && !F.stop; i++) {
 		const struct fsrc_bar *b = &F.res.bar[i];
-		bool final = b->ts + ivns <= now;
+		bool final = b->ts + ivns <= sent_ns;
 		if (b->ts < from || b->ts >= to || (backfill && !final))
 			continue;
 		uint32_t f = final ? MDB_F_FINAL : 0;
@@ -702,6 +706,7 @@ static bool start(struct symbol *sy, int si, int64_t now)
 	curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
 	x->len = 0;
 	x->too_big = false;
+	x->sent_ns = wall_ns();
 	x->sy = sy;
 	x->src = si;
 	CURLMcode mc = curl_multi_add_handle(F.multi, x->h);
@@ -830,7 +835,7 @@ static void finish(struct xfer *x, CURLcode code)
 	case FSRC_NODATA:
 		breaker_changed(s, rl_breaker_success(&s->br));
 		sym_breaker_changed(sy, s, rl_breaker_success(sb));
-		emit(sy, s, x->from, x->to, F.backfill_ns != 0);
+		emit(sy, s, x->from, x->to, x->sent_ns, F.backfill_ns != 0);
 		sy->tried = 0;
 		sy->due = false;
 		if (F.backfill_ns) {

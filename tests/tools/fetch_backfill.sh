@@ -58,19 +58,20 @@ pass "paced: av held to 3 requests a minute, the rest of IBM from its fallback"
 
 # bootstrap a database: mdb-fetch | mdb-validate | mdb-write, then check
 # the database against the fixture's series: every bar the server has for
-# the 10 days is there once, value for value, and nothing else
+# the 90 days is there once, value for value, and nothing else
 db=$tmp/hist.db
+days=90
 t_before=$(date +%s)
-"$bin/mdb-fetch" -c "$tmp/fetch.conf" --json --backfill 10d 2>"$tmp/err2" |
+"$bin/mdb-fetch" -c "$tmp/fetch.conf" --json --backfill ${days}d 2>"$tmp/err2" |
 	"$bin/mdb-validate" --json -I 1h 2>"$tmp/verr" | tee "$tmp/valid.jsonl" |
-	"$bin/mdb-write" --json --retention 30d "$db" 2>"$tmp/werr" ||
+	"$bin/mdb-write" --json --retention $((days + 30))d "$db" 2>"$tmp/werr" ||
 	fail "mdb-fetch | mdb-validate | mdb-write: $(cat "$tmp/err2" "$tmp/verr" "$tmp/werr")"
 t_after=$(date +%s)
 grep -q '"t":"rej"' "$tmp/valid.jsonl" && fail "mdb-validate rejected bars: $(grep -m3 '"t":"rej"' "$tmp/valid.jsonl")"
 check_bars "$tmp/valid.jsonl" >/dev/null
-python3 - "$db" "$t_before" "$t_after" <<'PY' || fail "the database does not hold what the server served"
+python3 - "$db" "$t_before" "$t_after" "$days" <<'PY' || fail "the database does not hold what the server served"
 import sqlite3, sys
-db, t0, t1 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+db, t0, t1, days = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 iv, NS = 3600, 10**9
 con = sqlite3.connect(db)
 rows = {}
@@ -79,9 +80,9 @@ for s, ts, o, h, l, c, v, f in con.execute(
     rows.setdefault(s, {})[ts // NS] = (o, h, l, c, v, f)
 assert sorted(rows) == ["AAPL", "IBM", "MSFT", "NQ"], sorted(rows)
 def want(sym, now):
-    # the fixture's series (fetch_server.py): the final bars of the last 10
-    # days (Yahoo has none where k % 11 == 5)
-    first, end = (now - 10 * 86400) // iv * iv, now // iv * iv
+    # the fixture's series (fetch_server.py): the final bars of the last
+    # `days` days (Yahoo has none where k % 11 == 5)
+    first, end = (now - days * 86400) // iv * iv, now // iv * iv
     out = {}
     for k in range(first // iv, end // iv):
         if sym == "NQ" and k % 11 == 5:
@@ -97,4 +98,4 @@ for sym, got in sorted(rows.items()):
         assert val == ok[0][ts], (sym, ts, "bad bar", val, ok[0][ts])
     print(sym, len(got), "rows")
 PY
-pass "backfill through mdb-validate into SQLite: every fixture bar of 10 days per symbol, value for value, no rejects, no bad bar"
+pass "backfill through mdb-validate into SQLite: every fixture bar of $days days per symbol, value for value, no rejects, no bad bar"
