@@ -641,7 +641,7 @@ int main(int argc, char **argv)
 	if (B.runs < 1 || B.runs > MAX_RUNS || B.ticks < 10 || B.peer_ticks < 10 || B.rate <= 0 ||
 	    B.idle < 0)
 		usage();
-	B.build = getenv("MDB_BUILD_DIR") ? getenv("MDB_BUILD_DIR") : ".";
+	B.build = bench_build_dir();
 	B.src = getenv("MDB_SOURCE_DIR") ? getenv("MDB_SOURCE_DIR") : "..";
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(B.dir, sizeof B.dir, "/tmp/mdb-benche2e.XXXXXX");

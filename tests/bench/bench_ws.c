@@ -689,7 +689,7 @@ int main(int argc, char **argv)
 	int sizes[2] = {B.n ? B.n : 1000, 5000}, nsizes = B.n ? 1 : 2;
 	if (B.nsym < 1 || B.nsym > sizes[0] || B.runs < 1 || B.runs > MAX_RUNS || B.secs <= 0)
 		errx(2, "bad arguments");
-	B.build = getenv("MDB_BUILD_DIR") ? getenv("MDB_BUILD_DIR") : ".";
+	B.build = bench_build_dir();
 	B.src = getenv("MDB_SOURCE_DIR") ? getenv("MDB_SOURCE_DIR") : "..";
 	B.have[SRV_OURS] = true;
 	find_node();

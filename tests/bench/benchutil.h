@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,26 @@ static inline int bench_rm_one(const char *p, const struct stat *st, int flag, s
 static inline void rm_rf(const char *dir)
 {
 	nftw(dir, bench_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The build directory whose tools/ the benchmark runs: $MDB_BUILD_DIR, or
+ * the one this executable sits in (BUILD/tests/bench/bench_NAME). The
+ * string is static. */
+static inline const char *bench_build_dir(void)
+{
+	static char dir[PATH_MAX];
+	const char *env = getenv("MDB_BUILD_DIR");
+	if (env)
+		return env;
+	ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+	if (n < 0)
+		return ".";
+	dir[n] = '\0';
+	char *d = dirname(dir); /* BUILD/tests/bench */
+	memmove(dir, d, strlen(d) + 1);
+	if (strlen(dir) + 7 < sizeof dir)
+		strcat(dir, "/../..");
+	return dir;
 }
 
 /* Sleep until CLOCK_MONOTONIC reaches t ns (mono_ns's clock). */
