@@ -642,7 +642,7 @@ int main(int argc, char **argv)
 	    B.idle < 0)
 		usage();
 	B.build = bench_build_dir();
-	B.src = getenv("MDB_SOURCE_DIR") ? getenv("MDB_SOURCE_DIR") : "..";
+	B.src = getenv("MDB_SOURCE_DIR") ? getenv("MDB_SOURCE_DIR") : MDB_SOURCE_ROOT;
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(B.dir, sizeof B.dir, "/tmp/mdb-benche2e.XXXXXX");
 	snprintf(B.shm, sizeof B.shm, "/dev/shm/mdb-benche2e.XXXXXX");

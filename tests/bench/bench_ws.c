@@ -690,7 +690,7 @@ int main(int argc, char **argv)
 	if (B.nsym < 1 || B.nsym > sizes[0] || B.runs < 1 || B.runs > MAX_RUNS || B.secs <= 0)
 		errx(2, "bad arguments");
 	B.build = bench_build_dir();
-	B.src = getenv("MDB_SOURCE_DIR") ? getenv("MDB_SOURCE_DIR") : "..";
+	B.src = getenv("MDB_SOURCE_DIR") ? getenv("MDB_SOURCE_DIR") : MDB_SOURCE_ROOT;
 	B.have[SRV_OURS] = true;
 	find_node();
 	find_python();
