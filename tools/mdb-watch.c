@@ -69,6 +69,7 @@
 
 enum {
 	OPT_STATE = CLI_OPT_FIRST_TOOL,
+	OPT_STATE_IV,
 	OPT_SYMBOLS,
 	OPT_BAR_IV,
 	OPT_RING_SIZE,
@@ -147,6 +148,9 @@ static struct {
 	const char *state_path;
 	bool state_sync;       /* the state file is on a disk: fdatasync it */
 	bool published;        /* records published since the last state save */
+	int64_t save_every_ns; /* --state-interval: at most one state save per this */
+	int64_t saved_ns;      /* mono_ns of the last state save */
+	uint64_t saved_pos;    /* the output ring's position then */
 	bool ino_ready;        /* the inotify fd polled readable: its events wait */
 	int ino_res;
 	bool stop;
@@ -165,7 +169,7 @@ static _Noreturn void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: mdb-watch [-o ENDPOINT]... [--name NAME] [--json] [--state FILE]\n"
-		"                 [--symbols FILE] [--bar-interval SECONDS] [--ring-size SIZE] PATH...\n"
+		"                 [--state-interval DURATION] [--symbols FILE] [--bar-interval SECONDS] [--ring-size SIZE] PATH...\n"
 		"Publish what is appended to Sierra Chart .scid files and .dly/.csv text files,\n"
 		"and the fields that change in .json snapshot files. PATH is a file or a\n"
 		"directory (every *.scid, *.dly, *.csv and *.json in it, including files that\n"
@@ -174,6 +178,7 @@ static _Noreturn void usage(FILE *out)
 		"      --name NAME         instance name for counters (default mdb-watch)\n"
 		"      --json              stdout carries JSON lines, not MessagePack\n"
 		"      --state FILE        keep each file's offset in FILE (exactly once across restarts)\n"
+		"      --state-interval DURATION  save FILE at most this often (default 50ms)\n"
 		"      --symbols FILE      map file names to symbols (lines: NAME SYMBOL)\n"
 		"      --bar-interval SECONDS  iv of .scid bars and of text lines with a Time (default 1)\n"
 		"      --ring-size SIZE    capacity of rings this creates (default 64M)\n"
@@ -805,8 +810,8 @@ static bool publish(const uint8_t *data, int len, uint32_t type)
 	return true;
 }
 
-/* After a chunk: push it out, then (and only then) save the offsets. */
-static void commit(void)
+/* Push out what was published, then (and only then) save the offsets. */
+static void commit_now(void)
 {
 	if (!W.published)
 		return;
@@ -817,7 +822,36 @@ static void commit(void)
 		    W.files[i].prev)
 			base_save(&W.files[i]);
 	state_save();
+	W.saved_ns = mono_ns();
+	W.saved_pos = W.oring ? ring_position(W.oring) : 0;
 	counter_set(W.c_last, (uint64_t)wall_ns());
+}
+
+/* When the state save is due: now, or once --state-interval has passed
+ * since the last one; < 0 when nothing waits to be saved. */
+static int64_t save_due(void)
+{
+	if (!W.published)
+		return -1;
+	return W.saved_ns + W.save_every_ns;
+}
+
+/* After a chunk: push it out now; save the offsets now or, with an output
+ * ring, at most every --state-interval (the fdatasync would otherwise be
+ * most of a tick's cost). Exactly once still holds: a restart reads the
+ * records published after the saved ring position back from the ring, so
+ * a save only has to come before the producer could overwrite them (an
+ * eighth of the ring forces one). */
+static void commit(void)
+{
+	if (!W.published)
+		return;
+	if (W.oring && W.state_path && mono_ns() < save_due() &&
+	    ring_position(W.oring) - W.saved_pos < ring_capacity(W.oring) / 8) {
+		outputs_flush(W.out);
+		return;
+	}
+	commit_now();
 }
 
 /* A file now of size bytes, less than it was read up to: read it again
@@ -1305,6 +1339,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 	    CLI_LONGOPTS,
 	    {"state", required_argument, NULL, OPT_STATE},
+	    {"state-interval", required_argument, NULL, OPT_STATE_IV},
 	    {"symbols", required_argument, NULL, OPT_SYMBOLS},
 	    {"bar-interval", required_argument, NULL, OPT_BAR_IV},
 	    {"ring-size", required_argument, NULL, OPT_RING_SIZE},
@@ -1319,6 +1354,7 @@ int main(int argc, char **argv)
 	ep_opts_default(&eo);
 	log_init(argv[0]);
 	W.bar_iv = 1;
+	W.save_every_ns = 50 * NS_PER_SEC / 1000;
 	while ((opt = getopt_long(argc, argv, CLI_SHORTOPTS, longopts, NULL)) != -1) {
 		int rc = cli_option(&cli, opt, optarg);
 		if (rc < 0)
@@ -1331,6 +1367,13 @@ int main(int argc, char **argv)
 		case OPT_STATE:
 			W.state_path = optarg;
 			break;
+		case OPT_STATE_IV: {
+			long long ns;
+			if (cli_parse_duration(optarg, &ns) < 0 || ns < 0 || ns > 60LL * NS_PER_SEC)
+				die(2, "--state-interval: not a duration of 0 to 60 s: '%s'", optarg);
+			W.save_every_ns = ns;
+			break;
+		}
 		case OPT_SYMBOLS:
 			symbols = optarg;
 			break;
@@ -1465,12 +1508,12 @@ int main(int argc, char **argv)
 	 * before publishing anything: a kill in the first chunk then finds the
 	 * ring position to read back from */
 	W.published = true;
-	commit();
+	commit_now();
 	arm_inotify();
 	arm_stop();
 	read_dirty();
 	W.published = true; /* the state file now lists exactly the files open */
-	commit();
+	commit_now();
 	notify_ready(NULL);
 
 	/* loop: sleep in the kernel until inotify or the stop fd completes (or
@@ -1478,8 +1521,15 @@ int main(int argc, char **argv)
 	while (!W.stop && !cli_stopping()) {
 		int res;
 		notify_watchdog();
-		if (!W.ino_ready)
-			wait_one(&res, notify_watchdog_interval());
+		if (!W.ino_ready) {
+			/* sleep until the watchdog or a deferred state save is due */
+			int64_t t = notify_watchdog_interval(), due = save_due();
+			if (due >= 0 && (t < 0 || due - mono_ns() < t))
+				t = due > mono_ns() ? due - mono_ns() : 0;
+			if (wait_one(&res, t) == 0 && !W.ino_ready && save_due() >= 0 &&
+			    mono_ns() >= save_due())
+				commit_now();
+		}
 		if (W.ino_ready) {
 			W.ino_ready = false;
 			if (W.ino_res < 0 && W.ino_res != -EINTR)
@@ -1502,7 +1552,7 @@ int main(int argc, char **argv)
 
 	/* finish */
 	notify_stopping();
-	commit();
+	commit_now();
 	outputs_flush(W.out);
 	outputs_close(&W.out);
 	ring_close(&W.oring);
