@@ -254,22 +254,6 @@ static double run_recompute(const struct opts *o, double *sink)
 	return o->updates / ((t1 - t0) / 1e9);
 }
 
-static void find_feature(struct opts *o)
-{
-	const char *b = getenv("MDB_BUILD_DIR");
-	if (b && *b) {
-		snprintf(o->feature, sizeof o->feature, "%s/tools/mdb-feature", b);
-		return;
-	}
-	char self[PATH_MAX - 32];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n < 0)
-		err(1, "readlink /proc/self/exe");
-	self[n] = '\0';
-	*strrchr(self, '/') = '\0'; /* build/tests/bench */
-	snprintf(o->feature, sizeof o->feature, "%s/../../tools/mdb-feature", self);
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -306,7 +290,7 @@ int main(int argc, char **argv)
 		o.updates = 50;
 		o.runs = 1;
 	}
-	find_feature(&o);
+	bench_tool(o.feature, sizeof o.feature, "mdb-feature");
 	if (access(o.feature, X_OK) < 0)
 		err(1, "%s", o.feature);
 	snprintf(o.shm, sizeof o.shm, "/dev/shm/mdb-bench-feature.XXXXXX");

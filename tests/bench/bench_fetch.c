@@ -669,22 +669,6 @@ static bool run_peer(const struct opts *o, int port, struct srv_stats *st, bool 
 
 /* ---- main ---- */
 
-static void find_fetch(struct opts *o)
-{
-	const char *b = getenv("MDB_BUILD_DIR");
-	if (b && *b) {
-		snprintf(o->fetch, sizeof o->fetch, "%s/tools/mdb-fetch", b);
-		return;
-	}
-	char self[PATH_MAX - 32];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n < 0)
-		err(1, "readlink /proc/self/exe");
-	self[n] = '\0';
-	*strrchr(self, '/') = '\0'; /* build/tests/bench */
-	snprintf(o->fetch, sizeof o->fetch, "%s/../../tools/mdb-fetch", self);
-}
-
 enum { F_FETCH, F_CURL, F_PY, F_N };
 /* the figures kept per run */
 enum { V_CYC, V_ON, V_ONPCT, V_RPS, V_BURST, V_CPU, V_US, NV };
@@ -749,7 +733,7 @@ int main(int argc, char **argv)
 		o.seconds = 3;
 		o.runs = 1;
 	}
-	find_fetch(&o);
+	bench_tool(o.fetch, sizeof o.fetch, "mdb-fetch");
 	if (access(o.fetch, X_OK) < 0)
 		err(1, "%s", o.fetch);
 	snprintf(o.dir, sizeof o.dir, "/tmp/mdb-bench-fetch.XXXXXX");

@@ -574,17 +574,7 @@ int main(int argc, char **argv)
 	if (polls)
 		b.poll_samples = polls;
 
-	const char *bd = getenv("MDB_BUILD_DIR");
-	if (bd) {
-		snprintf(b.watch, sizeof b.watch, "%s/tools/mdb-watch", bd);
-	} else {
-		char self[PATH_MAX];
-		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-		if (n < 0)
-			err(1, "/proc/self/exe");
-		self[n] = '\0';
-		snprintf(b.watch, sizeof b.watch, "%s/../../tools/mdb-watch", dirname(self));
-	}
+	bench_tool(b.watch, sizeof b.watch, "mdb-watch");
 	if (access(b.watch, X_OK) < 0)
 		err(2, "%s (set MDB_BUILD_DIR)", b.watch);
 	snprintf(b.dir, sizeof b.dir, "%s/mdb-bench-watch.XXXXXX", dir);

@@ -488,18 +488,7 @@ int main(int argc, char **argv)
 	if (runs)
 		b.runs = (int)runs;
 
-	/* the mdb-write next to us in the build tree, or under MDB_BUILD_DIR */
-	const char *bd = getenv("MDB_BUILD_DIR");
-	if (bd) {
-		snprintf(b.writer, sizeof b.writer, "%s/tools/mdb-write", bd);
-	} else {
-		char self[PATH_MAX];
-		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-		if (n < 0)
-			err(1, "/proc/self/exe");
-		self[n] = '\0';
-		snprintf(b.writer, sizeof b.writer, "%s/../../tools/mdb-write", dirname(self));
-	}
+	bench_tool(b.writer, sizeof b.writer, "mdb-write");
 	if (access(b.writer, X_OK) < 0)
 		err(2, "%s (set MDB_BUILD_DIR)", b.writer);
 	snprintf(b.dir, sizeof b.dir, "%s/mdb-bench-write.XXXXXX", dir);

@@ -53,7 +53,7 @@ static inline const char *bench_build_dir(void)
 {
 	static char dir[PATH_MAX];
 	const char *env = getenv("MDB_BUILD_DIR");
-	if (env)
+	if (env && *env)
 		return env;
 	ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
 	if (n < 0)
@@ -64,6 +64,13 @@ static inline const char *bench_build_dir(void)
 	if (strlen(dir) + 7 < sizeof dir)
 		strcat(dir, "/../..");
 	return dir;
+}
+
+/* The path of tool `name` (e.g. "mdb-write") in bench_build_dir()/tools,
+ * into buf. */
+static inline void bench_tool(char *buf, size_t size, const char *name)
+{
+	snprintf(buf, size, "%s/tools/%s", bench_build_dir(), name);
 }
 
 /* Sleep until CLOCK_MONOTONIC reaches t ns (mono_ns's clock). */
