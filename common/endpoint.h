@@ -146,6 +146,14 @@ mdb_outputs *outputs_open(const char *const *uris, int n, const struct ep_opts *
  * still tried). A record that a JSON output cannot render is -EBADMSG. */
 int outputs_write(mdb_outputs *out, const struct mdb_msg *m);
 
+/* Encode in place: when the only output is a ring with batch_out, reserve
+ * room for a record of type and at most max bytes there and point *dst at
+ * it; outputs_commit() then takes its first len bytes. Waits for durable
+ * consumers as outputs_write() does. Returns 0, -ENOTSUP (any other outputs:
+ * use outputs_write), -ETIMEDOUT, -EMSGSIZE. */
+int outputs_claim(mdb_outputs *out, uint32_t type, uint32_t max, void **dst);
+void outputs_commit(mdb_outputs *out, uint32_t len);
+
 /* Send a heartbeat {src, pos, pos} on the ZeroMQ outputs (with zmq_seq):
  * everything before pos in ring src has been sent. Returns 0 or -errno. */
 int outputs_heartbeat(mdb_outputs *out, uint64_t src, uint64_t pos);

@@ -94,6 +94,11 @@ void ring_commit(mdb_ring *r);
  * caller bounds the delay (flush every few records and before it sleeps). */
 void ring_commit_quiet(mdb_ring *r);
 
+/* ring_commit_quiet() of the record reserved by the last ring_claim(), cut
+ * to its first len payload bytes (len <= the claimed length): for writers
+ * that claim a bound and encode in place. */
+void ring_commit_len_quiet(mdb_ring *r, uint32_t len);
+
 /* Publish every record committed so far (no-op when nothing is pending). */
 void ring_flush(mdb_ring *r);
 

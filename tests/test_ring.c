@@ -785,6 +785,42 @@ Test(ring, quiet_commits_are_invisible_until_flushed)
 	ring_close(&r);
 }
 
+/* Claim a bound, write fewer bytes in place, commit what was written: the
+ * records keep their cut lengths and follow each other with no gap, across
+ * many wraps of a 4 KiB ring. */
+Test(ring, commit_len_cuts_the_claimed_record)
+{
+	mdb_ring *r = make("cut", 1 << 12);
+	cr_assert_eq(ring_producer_begin(r), 0);
+	int err;
+	mdb_ring_consumer *c = ring_consumer_open(r, "q", RING_DURABLE, RING_FROM_END, 0, &err);
+	cr_assert_not_null(c);
+	struct ring_rec rec;
+	uint64_t got, seen = 0, end = ring_position(r);
+	for (uint64_t seq = 0; seq < 500; seq++) {
+		void *p;
+		cr_assert_eq(ring_claim(r, 1, 256, &p, 0), 0);
+		uint32_t len = fill(p, seq, 8 + (uint32_t)(seq * 13 % 90));
+		ring_commit_len_quiet(r, len);
+		ring_flush(r);
+		cr_assert_eq(ring_next(c, &rec), 1);
+		cr_assert_eq(rec.len, len);
+		cr_assert(check(rec.data, rec.len, &got));
+		cr_assert_eq(got, seen++);
+		/* right after the last one, or at the next lap when the claimed
+		 * bound did not fit in the tail */
+		cr_assert(rec.pos == end || (rec.pos % (1 << 12) == 0 && rec.pos - end < 8 + 256),
+			  "record %llu at %llu, the last ended at %llu", (unsigned long long)seq,
+			  (unsigned long long)rec.pos, (unsigned long long)end);
+		end = rec.pos + (8 + len + 7) / 8 * 8;
+		cr_assert_eq(ring_position(r), end);
+		ring_release(c);
+	}
+	cr_expect_eq(ring_next(c, &rec), 0, "nothing but the committed records");
+	ring_consumer_close(&c);
+	ring_close(&r);
+}
+
 /* Publish n records of varied sizes (wrapping a 4 KiB ring many times);
  * pos[seq] is where record seq starts. */
 static void publish_varied(mdb_ring *r, uint64_t n, uint64_t *pos)

@@ -43,7 +43,7 @@
 #define RELEASE_EVERY 256
 #define DEFAULT_LVC "mdb"
 /* Entries of the recent-series cache (a power of two). */
-#define RECENT 1024
+#define RECENT 4096
 
 enum {
 	OPT_LVC = CLI_OPT_FIRST_TOOL,
@@ -158,6 +158,42 @@ static int emit(struct engine *e, const struct mdb_msg *m)
 	}
 	counter_add(e->c_out, 1);
 	return 0;
+}
+
+/* Write the feat record f: encoded straight into the output ring when that
+ * is the only output (no copy), else through fbuf and emit(). Returns as
+ * emit() does. */
+static int emit_feat(struct engine *e, const struct mdb_record *f)
+{
+	void *dst;
+	int rc;
+	while ((rc = outputs_claim(e->out, MDB_REC_FEAT, MDB_REC_MAX_BYTES, &dst)) == -ETIMEDOUT &&
+	       !cli_stopping())
+		counter_add(e->c_held, 1);
+	if (rc == -ETIMEDOUT)
+		return -EINTR;
+	if (rc == 0) {
+		int n = record_encode(f, dst, MDB_REC_MAX_BYTES);
+		if (n < 0) { /* never committed: the next claim takes the room */
+			counter_add(e->c_err, 1);
+			return 0;
+		}
+		outputs_commit(e->out, (uint32_t)n);
+		counter_add(e->c_out, 1);
+		return 0;
+	}
+	if (rc != -ENOTSUP) {
+		counter_add(e->c_err, 1);
+		logmsg(LOG_WARNING, "write: %s", strerror(-rc));
+		return 0;
+	}
+	int n = record_encode(f, e->fbuf, sizeof e->fbuf);
+	if (n < 0) {
+		counter_add(e->c_err, 1);
+		return 0;
+	}
+	struct mdb_msg m = {.type = MDB_REC_FEAT, .len = (uint32_t)n, .data = e->fbuf};
+	return emit(e, &m);
 }
 
 /* A slot of the recent-series cache for (s, iv), from the symbol's first 16
@@ -303,17 +339,11 @@ static int on_bar(struct engine *e, const struct mdb_record *b)
 	    .bbu = v.bbu, .bbl = v.bbl, .atr = v.atr, .vwap = v.vwap, .vma = v.vma, .macd = v.macd,
 	    .macds = v.macds, .macdh = v.macdh, .mom = v.mom, .f = b->bar.f,
 	};
-	int n = record_encode(f, e->fbuf, sizeof e->fbuf);
-	if (n < 0) {
-		counter_add(e->c_err, 1);
-		return 0;
-	}
 	/* the cache first: a reader that sees the feat record finds it there */
 	if (se->lvc >= 0)
 		lvc_update(e, se, b, &v);
 	counter_add(e->c_feat, 1);
-	struct mdb_msg m = {.type = MDB_REC_FEAT, .len = (uint32_t)n, .data = e->fbuf};
-	return emit(e, &m);
+	return emit_feat(e, f);
 }
 
 struct warm_ctx {
