@@ -26,6 +26,7 @@ need_packages()
 build()
 {
 	local dir=${MDB_BUILD_DIR:-build}
-	[ -f "$dir/build.ninja" ] || meson setup "$dir" >&2 || return 1
+	# MDB_MESON_OPTS: options for a new build dir (scripts/bench's release build)
+	[ -f "$dir/build.ninja" ] || meson setup ${MDB_MESON_OPTS:-} "$dir" >&2 || return 1
 	ninja -C "$dir" >&2
 }
