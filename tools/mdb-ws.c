@@ -166,13 +166,23 @@ struct stream {
 	struct stream *all;  /* list of every stream */
 };
 
-/* A watcher thread per input ring: armed with the position read up to, it
- * sleeps until the ring moves past it and then signals the eventfd. */
+/* A watcher thread per input ring turns "the ring moved" into an eventfd
+ * completion. It sleeps on the ring past a position the loop will read
+ * anyway; when the ring moves it signals, and then sleeps again past the
+ * position it saw, so a steady trickle costs one wake-up of it per record
+ * and none of the loop's syscalls. It signals again only once the loop has
+ * been idle since its last signal (seen == signalled); otherwise the loop is
+ * busy reading, and the watcher parks until the loop arms it on going idle:
+ * a busy loop gets no wake-ups and makes the producer wake no one. */
 struct watcher {
 	mdb_ring_consumer *c;
+	mdb_ring *r;	      /* the same ring, for its write position */
 	pthread_t th;
 	_Atomic uint32_t ctl; /* bumped (and woken) to arm or to stop */
 	_Atomic uint64_t armed_pos;
+	_Atomic uint64_t signalled; /* eventfd signals sent (the watcher) */
+	_Atomic uint64_t seen;	    /* signalled when the loop last went idle */
+	_Atomic bool parked;	    /* waiting on ctl for the loop to arm it */
 	_Atomic bool stop;
 };
 
@@ -206,7 +216,7 @@ static struct {
 	int nslots, *freeidx, nfree;
 	int nconn, nws;
 	int *dirty, ndirty;
-	bool accept_armed, timer_armed, watch_armed, stopping;
+	bool accept_armed, timer_armed, stopping;
 	bool accept_paused; /* out of descriptors: accept again at the next tick or close */
 	bool accept_warned; /* ... and that was logged */
 	uint64_t efd_val, timer_val;
@@ -701,42 +711,80 @@ static void on_record(const struct mdb_msg *m)
 
 /* ---- input rings ---- */
 
+/* Sleeping past position p is safe when the loop reads every record up to
+ * p without another signal: p is what the loop had read when it armed us,
+ * or the write position seen before a signal (the loop drains the ring
+ * after each signal, before it goes idle). */
 static void *watch(void *arg)
 {
 	struct watcher *w = arg;
-	uint32_t seen = 0;
+	uint32_t cv = 0;   /* ctl as last read */
+	uint64_t p = 0;	   /* the position slept past */
+	bool armed = false; /* p is valid: sleep on the ring, not on ctl */
 	while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
-		/* pairs with the release increment in arm_watchers() */
-		uint32_t c = atomic_load_explicit(&w->ctl, memory_order_acquire);
-		if (c == seen) {
-			shm_futex_wait(&w->ctl, c, -1);
+		if (!armed) {
+			/* pairs with the release increment in arm_watchers() */
+			uint32_t c = atomic_load_explicit(&w->ctl, memory_order_acquire);
+			if (c == cv) {
+				shm_futex_wait(&w->ctl, c, -1);
+				continue;
+			}
+			cv = c;
+			p = atomic_load_explicit(&w->armed_pos, memory_order_relaxed);
+			armed = true;
+		}
+		int rc = ring_sleep_moved(w->c, p, &w->ctl, cv, -1);
+		if (rc == 2) { /* armed again (a signal crossed our parking) or stopping */
+			armed = false;
 			continue;
 		}
-		seen = c;
-		uint64_t p = atomic_load_explicit(&w->armed_pos, memory_order_relaxed);
-		if (ring_sleep_moved(w->c, p, &w->ctl, c, -1) == 1) {
-			uint64_t one = 1;
-			(void)!write(G.ring_efd, &one, sizeof one);
+		/* only this thread stores signalled */
+		uint64_t k = atomic_load_explicit(&w->signalled, memory_order_relaxed);
+		if (rc != 1) {
+			if (rc != -EINTR) /* cannot happen; the loop re-arms when idle */
+				goto park;
+			continue;
 		}
+		/* the ring moved: signal, unless the loop has not been idle since
+		 * the last signal (it is reading, and arms us when done) */
+		if (atomic_load_explicit(&w->seen, memory_order_seq_cst) != k) {
+		park:
+			/* seq_cst store, then load of seen; pairs with the seq_cst
+			 * store of seen, then exchange of parked in arm_watchers():
+			 * either we see the loop went idle, or it sees us parked */
+			atomic_store_explicit(&w->parked, true, memory_order_seq_cst);
+			armed = false;
+			if (atomic_load_explicit(&w->seen, memory_order_seq_cst) != k)
+				continue;
+			atomic_store_explicit(&w->parked, false, memory_order_relaxed);
+		}
+		p = ring_position(w->r); /* read before the signal: the loop reads past it */
+		atomic_store_explicit(&w->signalled, k + 1, memory_order_seq_cst);
+		armed = true;
+		uint64_t one = 1;
+		(void)!write(G.ring_efd, &one, sizeof one);
 	}
 	return NULL;
 }
 
-/* Before sleeping: have every watcher signal once its ring moves past what
- * has been read. */
+/* Going idle, every record read: tell the watchers (a parked one is armed
+ * with the position read up to; one asleep on its ring needs nothing). */
 static void arm_watchers(void)
 {
-	if (G.watch_armed)
-		return;
 	for (int i = 0; i < G.nin; i++) {
 		struct watcher *w = &G.w[i];
+		/* see the parking in watch() */
+		atomic_store_explicit(&w->seen,
+				      atomic_load_explicit(&w->signalled, memory_order_relaxed),
+				      memory_order_seq_cst);
+		if (!atomic_exchange_explicit(&w->parked, false, memory_order_seq_cst))
+			continue;
 		atomic_store_explicit(&w->armed_pos, ring_consumer_position(w->c),
 				      memory_order_relaxed);
 		/* release: the watcher's acquire load of ctl sees armed_pos */
 		atomic_fetch_add_explicit(&w->ctl, 1, memory_order_release);
 		shm_futex_wake(&w->ctl);
 	}
-	G.watch_armed = true;
 }
 
 /* Read what the rings hold, up to DRAIN_BATCH records. Returns true when
@@ -1837,7 +1885,6 @@ static void on_completion(struct io_uring_cqe *cqe)
 		G.stopping = true;
 		return;
 	case OP_RINGS:
-		G.watch_armed = false;
 		arm_read(G.ring_efd, &G.efd_val, OP_RINGS);
 		return;
 	case OP_TIMER:
@@ -2176,10 +2223,18 @@ int main(int argc, char **argv)
 		if (!(G.rings[i] = ring_open(cli.in[i] + 5, &err)))
 			die(1, "%s: %s", cli.in[i], strerror(-err));
 		G.w[i].c = inputs_ring(G.in, i);
+		G.w[i].r = G.rings[i];
+		G.w[i].parked = true; /* until the loop first goes idle */
 		if (pthread_create(&G.w[i].th, NULL, watch, &G.w[i]) != 0)
 			die(1, "pthread_create failed");
 	}
-	int rc = io_uring_queue_init(4096, &G.ring, 0);
+	/* only this thread submits, and it reaps every completion when it
+	 * waits: the kernel runs completion work then, not by interrupting
+	 * the loop (kernels before 6.1 lack the flags: plain setup) */
+	int rc = io_uring_queue_init(4096, &G.ring,
+				     IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	if (rc == -EINVAL)
+		rc = io_uring_queue_init(4096, &G.ring, 0);
 	if (rc < 0)
 		die(1, "io_uring: %s", strerror(-rc));
 	G.now = G.started_ns = mono_ns();

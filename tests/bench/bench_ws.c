@@ -18,6 +18,12 @@
  * latency of a loaded 2-core machine comes from. Full mode runs 1,000 and
  * 5,000 clients (--clients picks one); the open-file limit is raised to fit.
  *
+ * --pin keeps the server off the load's CPU, as clients on other hosts
+ * would: every server (ours and the peers alike, with all their threads) is
+ * bound to the first CPU this process may use, the load client and the
+ * publisher to the others (sched_setaffinity). On loopback the kernel's
+ * receive work for the clients still runs in the server's send path.
+ *
  * Full and smoke mode first measure the payload deltas save against full
  * snapshots on real data: mdb-sim's trades and quotes through mdb-validate
  * and mdb-feature, folded as mdb-ws folds them, encoded with common/wsmsg.
@@ -27,7 +33,8 @@
  * or Debian's node-ws in /usr/share/nodejs.
  * The Python peer needs Debian's python3-websockets under /usr/bin/python3
  * (MDB_WS_PYTHON names another interpreter). A missing peer is reported as
- * such and the others run.
+ * such and the others run; --no-peers runs ours alone (to compare builds of
+ * mdb-ws: MDB_BUILD_DIR names the one to run).
  */
 #include "benchutil.h"
 #include "benchws.h"
@@ -43,6 +50,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -68,6 +76,8 @@ static struct {
 	int n, nsym, runs;
 	double secs, warm;
 	bool smoke;
+	bool pin;		      /* the servers on srv_cpus, the rest on load_cpus */
+	cpu_set_t srv_cpus, load_cpus;
 	const char *build, *src;
 	char node_modules[512];
 	char python[512];
@@ -181,6 +191,8 @@ static pid_t spawn(char *const argv[], const char *want, char *after, size_t ale
 		err(1, "pipe");
 	pid_t pid = fork();
 	if (pid == 0) {
+		if (B.pin && sched_setaffinity(0, sizeof B.srv_cpus, &B.srv_cpus) < 0)
+			_exit(126);
 		dup2(p[1], 1);
 		dup2(p[1], 2);
 		close(p[0]);
@@ -317,6 +329,9 @@ static struct result run_one(int kind, double rate)
 		start_ours(&s);
 	else
 		start_peer(&s, kind);
+	cpu_set_t on;
+	if (B.pin && (sched_getaffinity(s.pid, sizeof on, &on) < 0 || !CPU_EQUAL(&on, &B.srv_cpus)))
+		errx(1, "%s is not on the server's CPU", srv_name[kind]);
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	for (int i = 0; i < B.n; i++) {
 		char path[64];
@@ -624,6 +639,41 @@ static void find_python(void)
 	B.have[SRV_PY] = system(cmd) == 0;
 }
 
+/* --pin: the first CPU we may use for the servers, the others for this
+ * process (the load client's thread and the publisher); prints the split.
+ * With one CPU there is nothing to split: says so and runs unpinned. */
+static void pin_setup(void)
+{
+	cpu_set_t all;
+	if (sched_getaffinity(0, sizeof all, &all) < 0)
+		err(1, "sched_getaffinity");
+	if (CPU_COUNT(&all) < 2) {
+		printf("not pinned: --pin needs 2 CPUs, this process may use 1\n");
+		B.pin = false;
+		return;
+	}
+	CPU_ZERO(&B.srv_cpus);
+	B.load_cpus = all;
+	int first = -1;
+	char rest[256] = "";
+	size_t rl = 0;
+	for (int i = 0; i < CPU_SETSIZE; i++) {
+		if (!CPU_ISSET(i, &all))
+			continue;
+		if (first < 0) {
+			first = i;
+			CPU_SET(i, &B.srv_cpus);
+			CPU_CLR(i, &B.load_cpus);
+		} else if (rl < sizeof rest - 16) {
+			rl += (size_t)snprintf(rest + rl, sizeof rest - rl, "%s%d", rl ? "," : "", i);
+		}
+	}
+	if (sched_setaffinity(0, sizeof B.load_cpus, &B.load_cpus) < 0)
+		err(1, "sched_setaffinity");
+	printf("pinned: every server on CPU %d, the load client and the publisher on CPU %s\n",
+	       first, rest);
+}
+
 /* Room for every client socket on both ends, and the server's (children
  * inherit the limit). */
 static void raise_nofile(int clients)
@@ -646,6 +696,8 @@ int main(int argc, char **argv)
 					   {"seconds", required_argument, NULL, 't'},
 					   {"runs", required_argument, NULL, 'r'},
 					   {"rate", required_argument, NULL, 'R'},
+					   {"pin", no_argument, NULL, 'p'},
+					   {"no-peers", no_argument, NULL, 'P'},
 					   {NULL, 0, NULL, 0}};
 	B.n = 0;
 	B.nsym = 100;
@@ -653,6 +705,7 @@ int main(int argc, char **argv)
 	B.secs = 3;
 	B.warm = 0.5;
 	double rate = 0;
+	bool no_peers = false;
 	int o;
 	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (o) {
@@ -676,9 +729,15 @@ int main(int argc, char **argv)
 		case 'R':
 			rate = atof(optarg);
 			break;
+		case 'p':
+			B.pin = true;
+			break;
+		case 'P':
+			no_peers = true;
+			break;
 		default:
 			fprintf(stderr, "usage: bench_ws [--smoke] [--clients N] [--symbols S] "
-					"[--seconds T] [--runs R] [--rate UPDATES_PER_S]\n");
+					"[--seconds T] [--runs R] [--rate UPDATES_PER_S] [--pin] [--no-peers]\n");
 			return 2;
 		}
 	}
@@ -692,8 +751,15 @@ int main(int argc, char **argv)
 	B.build = bench_build_dir();
 	B.src = getenv("MDB_SOURCE_DIR") ? getenv("MDB_SOURCE_DIR") : MDB_SOURCE_ROOT;
 	B.have[SRV_OURS] = true;
-	find_node();
-	find_python();
+	if (!no_peers) {
+		find_node();
+		find_python();
+	}
+	if (B.pin)
+		pin_setup(); /* before the load thread exists: it inherits the mask */
+	else
+		printf("not pinned: servers, load client and publisher share every CPU\n");
+	fflush(stdout); /* before the runs' lines on stderr */
 	signal(SIGPIPE, SIG_IGN);
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	char dir[512];
