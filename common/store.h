@@ -63,18 +63,29 @@ int store_found_version(const mdb_store *s);
 /* BEGIN IMMEDIATE: take the write lock now, waiting up to busy_ms.
  * Returns 0, -EBUSY, or -errno. */
 int store_begin(mdb_store *s);
-/* Upsert a bar or feat record (inside a transaction), adding its series
- * when new. Returns 1 when a row was added or changed, 0 when an identical
- * row was there already, -EINVAL for other record types, -EROFS on a
- * read-only store, or -errno. Allocates nothing (binds are static, series
- * ids cached in a table made by store_open()). */
+/* Queue a bar or feat record for an upsert in the open transaction, adding
+ * its series when new. Queued records are written a chunk at a time, in
+ * the order they were put (a key put twice ends with the later values):
+ * when a chunk fills, by store_flush() and by store_commit(). Returns 0,
+ * -EINVAL for other record types, -EROFS on a read-only store, or -errno
+ * from writing a full chunk (then roll back). Allocates nothing: the
+ * record's values are copied, series ids cached in a table made by
+ * store_open(). */
 int store_put(mdb_store *s, const struct mdb_record *r);
+/* Write the queued records now. Returns how many of them added or changed
+ * a row (an identical row already there is not changed), or -errno. */
+int store_flush(mdb_store *s);
+/* Records put since store_begin() and how many of them added or changed a
+ * row so far (all of them once store_commit() has succeeded). */
+void store_txn_counts(const mdb_store *s, uint64_t *put, uint64_t *changed);
 /* Save the position of consumer `consumer` in ring `ring` (inside the
  * transaction whose rows it covers). Returns 0 or -errno. */
 int store_cursor_put(mdb_store *s, const char *ring, const char *consumer, uint64_t pos);
-/* COMMIT. Returns 0 or -errno; on failure the transaction is rolled back. */
+/* Write the queued records, then COMMIT. Returns 0 or -errno; on failure
+ * the transaction is rolled back. */
 int store_commit(mdb_store *s);
-/* ROLLBACK whatever is open; harmless when nothing is. */
+/* ROLLBACK whatever is open and drop queued records; harmless when
+ * nothing is. */
 void store_rollback(mdb_store *s);
 
 /* The saved position of (ring, consumer): 0 with *pos set, -ENOENT when

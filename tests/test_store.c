@@ -110,10 +110,15 @@ static struct mdb_record feat(const char *s, int64_t ts, double rsi)
 	return r;
 }
 
+/* Put one record and write it at once: want is 1 when it must add or
+ * change a row, 0 when an identical row was there already. */
 static void put(mdb_store *s, struct mdb_record r, int want)
 {
 	int rc = store_put(s, &r);
-	cr_assert_eq(rc, want, "store_put %s %lld: %d (%s)", r.s, (long long)r.ts, rc,
+	cr_assert_eq(rc, 0, "store_put %s %lld: %d (%s)", r.s, (long long)r.ts, rc,
+		     rc < 0 ? store_errmsg(s) : "");
+	rc = store_flush(s);
+	cr_assert_eq(rc, want, "store_flush %s %lld: %d (%s)", r.s, (long long)r.ts, rc,
 		     rc < 0 ? store_errmsg(s) : "");
 }
 
@@ -174,6 +179,73 @@ Test(store, upsert_revises_and_a_repeat_changes_nothing)
 	cr_expect_eq(sql_int("SELECT count(*) FROM feats"), 1);
 	cr_expect_eq(sql_real("SELECT rsi FROM feats"), 56.5);
 	cr_expect_eq(sql_int("SELECT ema12 IS NULL FROM feats"), 1);
+}
+
+/* Records are queued and written a chunk (4096 rows) at a time: whatever
+ * the chunk boundaries, a key put several times in one transaction ends
+ * with its last values, and the counts say how many rows changed. */
+Test(store, a_batch_keeps_the_last_value_of_each_key_across_chunks)
+{
+	mdb_store *s = open_ok(NULL);
+	cr_assert_eq(store_begin(s), 0);
+	put(s, bar("ES", 0, 7, MDB_F_FINAL), 1); /* there before the batch */
+	cr_assert_eq(store_commit(s), 0);
+	cr_assert_eq(store_begin(s), 0);
+	/* 3 passes over 5000 keys of two series: 15000 bars, 3+ chunks, so
+	 * versions of one key fall in the same chunk and in different ones */
+	for (int pass = 0; pass < 3; pass++)
+		for (int k = 0; k < 5000; k++) {
+			struct mdb_record r = bar(k % 2 ? "NQ" : "ES", (k / 2) * MIN_NS,
+						  100 * pass + k % 7, pass == 2 ? MDB_F_FINAL : 0);
+			cr_assert_eq(store_put(s, &r), 0, "%s", store_errmsg(s));
+			/* the same key again at once (same chunk), with other values */
+			if (k % 10 == 3) {
+				r.bar.c += 0.5;
+				cr_assert_eq(store_put(s, &r), 0);
+			}
+		}
+	/* feats queue apart from bars; the same key twice in one chunk */
+	struct mdb_record fe = feat("ES", 0, 10);
+	cr_assert_eq(store_put(s, &fe), 0);
+	fe.feat.rsi = 20;
+	cr_assert_eq(store_put(s, &fe), 0);
+	/* a record identical to the row already there changes nothing */
+	struct mdb_record same = bar("YM", 0, 1, MDB_F_FINAL);
+	cr_assert_eq(store_put(s, &same), 0);
+	cr_assert_eq(store_put(s, &same), 0);
+	cr_assert_eq(store_commit(s), 0);
+	uint64_t n, changed;
+	store_txn_counts(s, &n, &changed);
+	cr_expect_eq(n, 15000 + 1500 + 2 + 2);
+	/* every put changed its row but the repeat of YM */
+	cr_expect_eq(changed, n - 1);
+	store_close(&s);
+	cr_expect_eq(sql_int("SELECT count(*) FROM bars"), 5001);
+	/* the last pass's values: c = 200 + k % 7, + 0.5 for k % 10 == 3 */
+	cr_expect_eq(sql_int("WITH RECURSIVE ks(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM ks"
+			     " WHERE k < 4999) SELECT count(*) FROM bars b JOIN ks"
+			     " ON b.symbol = iif(k % 2, 'NQ', 'ES')"
+			     " AND b.ts = (k / 2) * 60000000000"
+			     " AND b.c = 200 + k % 7 + iif(k % 10 = 3, 0.5, 0) AND b.f = 1"),
+		     5000);
+	cr_expect_eq(sql_real("SELECT rsi FROM feats"), 20);
+}
+
+/* A rolled-back transaction takes its queued records with it. */
+Test(store, a_rollback_drops_queued_records)
+{
+	mdb_store *s = open_ok(NULL);
+	cr_assert_eq(store_begin(s), 0);
+	struct mdb_record r = bar("ES", 0, 1, MDB_F_FINAL);
+	cr_assert_eq(store_put(s, &r), 0);
+	store_rollback(s);
+	cr_assert_eq(store_begin(s), 0);
+	r = bar("ES", MIN_NS, 2, MDB_F_FINAL);
+	cr_assert_eq(store_put(s, &r), 0);
+	cr_assert_eq(store_commit(s), 0);
+	store_close(&s);
+	cr_expect_eq(sql_int("SELECT count(*) FROM bars"), 1);
+	cr_expect_eq(sql_int("SELECT ts FROM bars"), MIN_NS);
 }
 
 Test(store, cursor_commits_and_rolls_back_with_the_rows)

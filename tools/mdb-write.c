@@ -320,7 +320,6 @@ static int take(struct writer *w, uint32_t type, const uint8_t *data, uint32_t l
 	}
 	if ((rc = store_put(w->db, &w->rec)) < 0)
 		return rc == -EINVAL ? 0 : rc;
-	counter_add(rc ? w->c_rows : w->c_same, 1);
 	return 0;
 }
 
@@ -341,6 +340,10 @@ static int commit(struct writer *w)
 	if ((rc = store_commit(w->db)) < 0)
 		return rc;
 	w->in_txn = false;
+	uint64_t put, changed;
+	store_txn_counts(w->db, &put, &changed);
+	counter_add(w->c_rows, changed);
+	counter_add(w->c_same, put - changed);
 	/* only now may the producer reuse what this batch read */
 	inputs_release(w->in);
 	for (int i = 0; i < w->nin; i++)
