@@ -4,16 +4,41 @@
  * Latency. An appender (this process, as mdb-sim does) writes one 40-byte
  * record to a .scid file, noting CLOCK_MONOTONIC just before write(); the
  * real mdb-watch, started on the file's directory with -o ring:NAME, turns
- * it into a record; a consumer in this process (an observer that spins
- * 1 ms, then sleeps on the ring's futex) takes the clock when the record is
- * in the ring. Appends are spaced 1-3 ms apart, so every one finds the
- * watcher asleep in io_uring, as a real feed does, and mostly finds the
- * consumer asleep too: the figure includes its futex wake (about 20 us
- * here, see bench_ring), as a downstream stage sees it. p50 and p99 per run.
+ * it into a record. Right after its write() the appender spins on the ring
+ * (ring_next(), no syscall, no sleep) and takes the clock when the record
+ * is there: the moment it is in the ring, with no wake-up of ours added.
+ * The spin is short (APPEND_SPIN_NS, 250 us: longer than the path at the
+ * median, and short enough not to take a CPU from the watcher when a busy
+ * machine has it waiting for one, which a 10 ms spin did: its p99 doubled);
+ * a sample that outlasts it is timed after a sleep on the ring's futex, so
+ * it includes that wake (about 20 us here, see bench_ring): such samples
+ * are counted and printed. Every peer below is timed by the same
+ * appender: it spins on a non-blocking read of the peer's pipe just as
+ * long, then sleeps in poll(); each peer's figure is the clock the peer
+ * itself took after its read (no wake of ours is counted there). Appends are spaced
+ * 1-3 ms apart, so every one finds the reader asleep, as a real feed does.
+ * p50 and p99 per run; CPU per append is the reader's on-CPU time
+ * (/proc/PID/task/TID/schedstat, ns) over the appends, divided by them
+ * (a peer's includes writing its report to the pipe, a few us).
+ *
+ * Two more rows for mdb-watch, in the same runs:
+ *   downstream  the appender, right after its write(), sleeps on the ring's
+ *               futex at once (a consumer with no spin), as an idle next
+ *               stage does: the figure includes that consumer's futex
+ *               wake (about 20 us here, see bench_ring). (Before, the
+ *               headline was taken by a consumer that spun 1 ms first:
+ *               longer than the whole path, so it was the headline's
+ *               method, futex wake not included, but for rare samples.)
+ *   --spin      with --spin-row only: mdb-watch --spin SPIN_OPT: it polls
+ *               its completion queue for that long after each event
+ *               before it sleeps, which with appends 1-3 ms apart keeps
+ *               it awake (a CPU busy) while they come; with the spinning
+ *               appender that is both CPUs of this machine: not the
+ *               default, not the headline.
  *
  * The same job, in the same run, by three peers, each a separate process
  * that reports CLOCK_MONOTONIC (the same clock in every process) on a pipe
- * once it has read the new bytes:
+ * once it has read the new bytes (the poller is timed without the spin):
  *   bare      a C loop: read() on inotify (IN_MODIFY), then pread() of the
  *             new bytes: the limit an inotify-driven reader can reach;
  *   watchdog  a Python script using Debian's python3-watchdog (inotify
@@ -37,6 +62,7 @@
 #include "ring.h"
 #include "scid.h"
 
+#include <dirent.h>
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +70,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -61,6 +88,8 @@
 #define TARGET_P99_US 200.0
 #define TARGET_CATCHUP_MPS 10.0
 #define DT0 (scid_from_unix_ns(1757683800LL * 1000000000LL))
+#define APPEND_SPIN_NS 250000LL /* the appender spins this long at most per append */
+#define SPIN_OPT "5ms"            /* mdb-watch --spin, for its row */
 
 struct bench {
 	int runs;
@@ -69,6 +98,7 @@ struct bench {
 	long poll_samples;  /* samples of the poller */
 	double poll_period; /* seconds */
 	bool smoke, verbose;
+	bool spin_row;      /* --spin-row: time mdb-watch --spin too */
 	char dir[PATH_MAX];
 	char shm[64];
 	char watch[PATH_MAX]; /* the mdb-watch binary */
@@ -117,7 +147,52 @@ static void make_rec(long k, uint8_t *buf)
 	scid_record_store(buf, &r);
 }
 
-static pid_t spawn_watch(const struct bench *b, const char *dir, const char *ring)
+/* How long pid's threads have run on a CPU, in ns (the first field of
+ * /proc/PID/task/TID/schedstat, summed); -1 when it cannot be read. */
+static int64_t task_cpu_ns(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int64_t sum = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char p[64 + sizeof de->d_name];
+		unsigned long long ns;
+		snprintf(p, sizeof p, "/proc/%d/task/%s/schedstat", (int)pid, de->d_name);
+		FILE *f = fopen(p, "r");
+		if (f && fscanf(f, "%llu", &ns) == 1)
+			sum += (int64_t)ns;
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
+/* What one latency run measures. */
+struct lat_run {
+	double p50, p99;  /* us */
+	double cpu_us;    /* the reader's CPU per append, us (-1: unknown) */
+	long slept;       /* appends the appender stopped spinning on */
+};
+
+/* Fill out from lat[0..n) and the reader's CPU over the n appends. */
+static void lat_sum(double *lat, long n, int64_t cpu0, int64_t cpu1, long slept,
+		    struct lat_run *out)
+{
+	out->p50 = quantile(lat, n, 0.5);
+	out->p99 = quantile(lat, n, 0.99);
+	out->cpu_us = cpu0 < 0 || cpu1 < 0 ? -1 : (double)(cpu1 - cpu0) / 1e3 / (double)n;
+	out->slept = slept;
+}
+
+static pid_t spawn_watch(const struct bench *b, const char *dir, const char *ring,
+			 const char *spin)
 {
 	char out[64];
 	snprintf(out, sizeof out, "ring:%s", ring);
@@ -127,7 +202,10 @@ static pid_t spawn_watch(const struct bench *b, const char *dir, const char *rin
 	if (pid == 0) {
 		if (!b->verbose && !freopen("/dev/null", "w", stderr))
 			_exit(127);
-		execl(b->watch, "mdb-watch", "-o", out, dir, (char *)NULL);
+		if (spin)
+			execl(b->watch, "mdb-watch", "--spin", spin, "-o", out, dir, (char *)NULL);
+		else
+			execl(b->watch, "mdb-watch", "-o", out, dir, (char *)NULL);
 		_exit(127);
 	}
 	return pid;
@@ -149,12 +227,41 @@ static double stop_child(pid_t pid, const char *what)
 
 /* ---- latency: mdb-watch ---- */
 
+/* The next record in the ring, for an append made just now: with spin,
+ * spin on ring_next() for up to APPEND_SPIN_NS first (a sleep after that
+ * is counted in *slept); then sleep in ring_wait(). Returns ring_next()'s
+ * answer, or 0 after 2 s without a record. */
+static int take_rec(mdb_ring_consumer *c, struct ring_rec *rr, bool spin, long *slept)
+{
+	int got = 0;
+	if (spin) {
+		int64_t until = mono_ns() + APPEND_SPIN_NS;
+		while ((got = ring_next(c, rr)) == 0 && mono_ns() < until)
+			;
+		if (got)
+			return got;
+		(*slept)++;
+	}
+	while ((got = ring_next(c, rr)) == 0)
+		if (ring_wait(c, 2000000000) == 0)
+			return 0;
+	return got;
+}
+
+/* What lat_watch() times. */
+enum wmode {
+	W_SPIN,       /* the appender spins on the ring: the headline */
+	W_DOWNSTREAM, /* a consumer that sleeps on the ring's futex */
+	W_SPIN_OPT,   /* as W_SPIN, mdb-watch run with --spin SPIN_OPT */
+};
+
 /* One run of append -> record in ring by mdb-watch: lat[0..n) in us. */
-static void lat_watch(const struct bench *b, int run, double *lat)
+static void lat_watch(const struct bench *b, int run, enum wmode mode, double *lat,
+		      struct lat_run *out)
 {
 	char dir[PATH_MAX + 32], ring[32];
-	snprintf(dir, sizeof dir, "%s/lat%d", b->dir, run);
-	snprintf(ring, sizeof ring, "lat%d", run);
+	snprintf(dir, sizeof dir, "%s/lat%d-%d", b->dir, run, (int)mode);
+	snprintf(ring, sizeof ring, "lat%d-%d", run, (int)mode);
 	if (mkdir(dir, 0755) < 0)
 		err(1, "%s", dir);
 	int fd = scid_new(dir, "ES.scid");
@@ -164,11 +271,12 @@ static void lat_watch(const struct bench *b, int run, double *lat)
 	mdb_ring *r = ring_open(ring, &rc);
 	if (!r)
 		errx(1, "ring_open: %s", strerror(-rc));
-	mdb_ring_consumer *c = ring_consumer_open(r, "bench", RING_OBSERVER, RING_FROM_END,
-						  1000000, &rc);
+	/* no spin in ring_wait(): it sleeps on the futex at once (take_rec()
+	 * spins first, except downstream) */
+	mdb_ring_consumer *c = ring_consumer_open(r, "bench", RING_OBSERVER, RING_FROM_END, 0, &rc);
 	if (!c)
 		errx(1, "ring_consumer_open: %s", strerror(-rc));
-	pid_t pid = spawn_watch(b, dir, ring);
+	pid_t pid = spawn_watch(b, dir, ring, mode == W_SPIN_OPT ? SPIN_OPT : NULL);
 	uint8_t rec[SCID_RECORD_SIZE];
 	struct ring_rec rr;
 	/* warm-up: until the watcher publishes, append one record at a time */
@@ -189,17 +297,18 @@ static void lat_watch(const struct bench *b, int run, double *lat)
 	mdb_codec *codec = codec_new();
 	if (!codec)
 		err(1, "codec_new");
+	long slept = 0;
+	int64_t cpu0 = task_cpu_ns(pid);
 	for (long i = 0; i < b->appends; i++) {
 		sleep_ns(1000000 + (int64_t)(rand_r(&seed) % 2000) * 1000);
 		make_rec(k++, rec);
 		int64_t t0 = mono_ns();
 		if (write(fd, rec, sizeof rec) != (ssize_t)sizeof rec)
 			err(1, "write");
-		int got;
-		while ((got = ring_next(c, &rr)) == 0)
-			if (ring_wait(c, 2000000000) == 0)
-				errx(1, "append %ld: no record within 2 s", i);
+		int got = take_rec(c, &rr, mode != W_DOWNSTREAM, &slept);
 		int64_t t1 = mono_ns();
+		if (got == 0)
+			errx(1, "append %ld: no record within 2 s", i);
 		if (got != 1 || rr.type != MDB_REC_TICK)
 			errx(1, "append %ld: not a tick in the ring", i);
 		/* the record is the one appended: its ts */
@@ -210,6 +319,7 @@ static void lat_watch(const struct bench *b, int run, double *lat)
 			errx(1, "append %ld: the record in the ring is not the one appended", i);
 		lat[i] = (double)(t1 - t0) / 1e3;
 	}
+	lat_sum(lat, b->appends, cpu0, task_cpu_ns(pid), slept, out);
 	codec_free(&codec);
 	stop_child(pid, "mdb-watch");
 	ring_consumer_close(&c);
@@ -295,9 +405,55 @@ static bool have_watchdog(void)
 	return system("/usr/bin/python3 -c 'import watchdog.observers' >/dev/null 2>&1") == 0;
 }
 
+/* A peer's pipe (non-blocking), with the bytes read past the last line. */
+struct pipe_in {
+	int fd;
+	size_t n;
+	char buf[256];
+};
+
+/* The next line from the peer into line (without its newline): with spin,
+ * spin on read() for up to APPEND_SPIN_NS first (a sleep after that is
+ * counted in *slept), then sleep in poll(). False when the pipe ends. */
+static bool peer_line(struct pipe_in *in, char *line, size_t size, bool spin, long *slept)
+{
+	int64_t until = spin ? mono_ns() + APPEND_SPIN_NS : 0;
+	bool counted = !spin;
+	for (;;) {
+		char *nl = memchr(in->buf, '\n', in->n);
+		if (nl) {
+			size_t len = (size_t)(nl - in->buf);
+			snprintf(line, size, "%.*s", (int)len, in->buf);
+			in->n -= len + 1;
+			memmove(in->buf, nl + 1, in->n);
+			return true;
+		}
+		if (in->n == sizeof in->buf)
+			errx(1, "a peer wrote an overlong line");
+		ssize_t got = read(in->fd, in->buf + in->n, sizeof in->buf - in->n);
+		if (got > 0) {
+			in->n += (size_t)got;
+			continue;
+		}
+		if (got == 0)
+			return false;
+		if (errno != EAGAIN && errno != EINTR)
+			err(1, "pipe");
+		if (spin && mono_ns() < until)
+			continue;
+		if (!counted) {
+			(*slept)++;
+			counted = true;
+		}
+		struct pollfd pfd = {.fd = in->fd, .events = POLLIN};
+		poll(&pfd, 1, -1);
+	}
+}
+
 /* One run of a peer: n samples into lat[] (us). Returns false when the
  * peer cannot run. */
-static bool lat_peer(const struct bench *b, enum peer p, int run, long n, double *lat)
+static bool lat_peer(const struct bench *b, enum peer p, int run, long n, double *lat,
+		     struct lat_run *out)
 {
 	char dir[PATH_MAX + 32], path[PATH_MAX + 64];
 	snprintf(dir, sizeof dir, "%s/peer%d-%d", b->dir, (int)p, run);
@@ -326,13 +482,20 @@ static bool lat_peer(const struct bench *b, enum peer p, int run, long n, double
 		poll_main(path, b->poll_period, out);
 	}
 	close(pfd[1]);
-	FILE *in = fdopen(pfd[0], "r");
+	static struct pipe_in in;
+	in.fd = pfd[0];
+	in.n = 0;
+	fcntl(in.fd, F_SETFL, O_NONBLOCK);
 	char line[64];
-	if (!in || !fgets(line, sizeof line, in) || strcmp(line, "ready\n") != 0) {
+	long slept = 0;
+	bool spin = p != PEER_POLL;
+	if (!peer_line(&in, line, sizeof line, false, &slept) || strcmp(line, "ready") != 0) {
 		warnx("%s: did not start", peer_name[p]);
 		stop_child(pid, peer_name[p]);
+		close(in.fd);
 		return false;
 	}
+	int64_t cpu0 = task_cpu_ns(pid);
 	uint8_t rec[SCID_RECORD_SIZE];
 	unsigned seed = (unsigned)run * 104729u + (unsigned)p;
 	for (long i = 0; i < n; i++) {
@@ -344,14 +507,15 @@ static bool lat_peer(const struct bench *b, enum peer p, int run, long n, double
 		int64_t t0 = mono_ns();
 		if (write(fd, rec, sizeof rec) != (ssize_t)sizeof rec)
 			err(1, "write");
-		if (!fgets(line, sizeof line, in))
+		if (!peer_line(&in, line, sizeof line, spin, &slept))
 			errx(1, "%s: ended", peer_name[p]);
 		lat[i] = (double)(atoll(line) - t0) / 1e3;
 		if (lat[i] < 0)
 			errx(1, "%s: a report before the append", peer_name[p]);
 	}
+	lat_sum(lat, n, cpu0, task_cpu_ns(pid), slept, out);
 	stop_child(pid, peer_name[p]);
-	fclose(in);
+	close(in.fd);
 	close(fd);
 	return true;
 }
@@ -404,7 +568,7 @@ static double catchup_watch(const struct bench *b, int run, double *from_exec, d
 	if (!c)
 		errx(1, "ring: %s", strerror(-rc));
 	int64_t t_exec = mono_ns(), t_first = 0;
-	pid_t pid = spawn_watch(b, dir, ring);
+	pid_t pid = spawn_watch(b, dir, ring, NULL);
 	struct ring_rec rr;
 	long got = 0;
 	while (got < b->catchup) {
@@ -494,12 +658,13 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: bench_watch [--smoke] [-r runs] [-n appends] [--catch-up N] [--poll-samples N]\n"
-		"                   [--dir DIR] [-v]\n"
+		"                   [--dir DIR] [--spin-row] [-v]\n"
 		"  -r, --runs R          runs of each; medians are shown (default 5)\n"
 		"  -n, --appends N       latency samples per run and reader (default 2000)\n"
 		"      --catch-up N      records in the catch-up file (default 5000000)\n"
 		"      --poll-samples N  samples of the 5 s poller (default 6; about 5 s each)\n"
 		"      --dir DIR         where the files go (default /tmp)\n"
+		"      --spin-row        time mdb-watch --spin " SPIN_OPT " too (busies two CPUs)\n"
 		"      --smoke           a quick correctness run for the test suite\n"
 		"  -v, --verbose         per-run figures, mdb-watch's log\n");
 	exit(out == stdout ? 0 : 2);
@@ -507,13 +672,14 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_SMOKE = 256, OPT_CATCHUP, OPT_POLL, OPT_DIR };
+	enum { OPT_SMOKE = 256, OPT_CATCHUP, OPT_POLL, OPT_DIR, OPT_SPIN_ROW };
 	static const struct option longopts[] = {
 	    {"runs", required_argument, NULL, 'r'},
 	    {"appends", required_argument, NULL, 'n'},
 	    {"catch-up", required_argument, NULL, OPT_CATCHUP},
 	    {"poll-samples", required_argument, NULL, OPT_POLL},
 	    {"dir", required_argument, NULL, OPT_DIR},
+	    {"spin-row", no_argument, NULL, OPT_SPIN_ROW},
 	    {"smoke", no_argument, NULL, OPT_SMOKE},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
@@ -544,6 +710,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_DIR:
 			dir = optarg;
+			break;
+		case OPT_SPIN_ROW:
+			b.spin_row = true;
 			break;
 		case OPT_SMOKE:
 			b.smoke = true;
@@ -593,57 +762,90 @@ int main(int argc, char **argv)
 	double *lat = malloc(sizeof *lat * (size_t)b.appends);
 	if (!lat)
 		err(1, "malloc");
-	double w50[MAX_RUNS], w99[MAX_RUNS], p50[2][MAX_RUNS], p99[2][MAX_RUNS];
+	/* readers: mdb-watch three ways, then the bare reader and watchdog */
+	enum { R_WATCH, R_DOWN, R_SPIN, R_BARE, R_WD, R_N };
+	static const char *const rname[R_N] = {"mdb-watch", "downstream", "--spin", "bare",
+					       "watchdog"};
+	static struct lat_run lr[R_N][MAX_RUNS];
 	double cu[MAX_RUNS], cux[MAX_RUNS], cuc[MAX_RUNS], bare[MAX_RUNS];
 	catchup_file(&b);
 	for (int i = 0; i < b.runs; i++) {
-		lat_watch(&b, i, lat);
-		w50[i] = quantile(lat, b.appends, 0.5);
-		w99[i] = quantile(lat, b.appends, 0.99);
-		for (int p = PEER_BARE; p <= PEER_WATCHDOG; p++) {
-			p50[p][i] = p99[p][i] = -1;
-			if (p == PEER_WATCHDOG && !wd)
+		for (int r = 0; r < R_N; r++) {
+			lr[r][i] = (struct lat_run){-1, -1, -1, 0};
+			if (r == R_SPIN && !b.spin_row)
 				continue;
-			if (lat_peer(&b, (enum peer)p, i, b.appends, lat)) {
-				p50[p][i] = quantile(lat, b.appends, 0.5);
-				p99[p][i] = quantile(lat, b.appends, 0.99);
-			}
+			if (r <= R_SPIN)
+				lat_watch(&b, i, r == R_WATCH ? W_SPIN : r == R_DOWN ? W_DOWNSTREAM : W_SPIN_OPT,
+					  lat, &lr[r][i]);
+			else if (r == R_BARE || wd)
+				lat_peer(&b, r == R_BARE ? PEER_BARE : PEER_WATCHDOG, i, b.appends, lat,
+					 &lr[r][i]);
 		}
 		cu[i] = catchup_watch(&b, i, &cux[i], &cuc[i]);
 		bare[i] = catchup_bare(&b, i);
-		if (b.verbose)
-			fprintf(stderr,
-				"run %d: mdb-watch p50 %.1f p99 %.1f us; bare p50 %.1f; watchdog p50 "
-				"%.1f; catch-up %.2f M/s (from exec %.2f), bare %.2f M/s\n",
-				i + 1, w50[i], w99[i], p50[PEER_BARE][i], p50[PEER_WATCHDOG][i],
+		if (b.verbose) {
+			fprintf(stderr, "run %d:", i + 1);
+			for (int r = 0; r < R_N; r++)
+				fprintf(stderr, " %s %.1f/%.1f us (cpu %.1f us, %ld slept);", rname[r],
+					lr[r][i].p50, lr[r][i].p99, lr[r][i].cpu_us, lr[r][i].slept);
+			fprintf(stderr, " catch-up %.2f M/s (from exec %.2f), bare %.2f M/s\n",
 				cu[i] / 1e6, cux[i] / 1e6, bare[i] / 1e6);
+		}
 	}
 	/* the poller: slow by design, so one run of a few samples */
 	double *plat = malloc(sizeof *plat * (size_t)b.poll_samples);
-	if (!plat || !lat_peer(&b, PEER_POLL, 0, b.poll_samples, plat))
+	struct lat_run pr;
+	if (!plat || !lat_peer(&b, PEER_POLL, 0, b.poll_samples, plat, &pr))
 		errx(1, "the poller did not run");
 	double poll50 = quantile(plat, b.poll_samples, 0.5);
 
-	double mw50 = median(w50, b.runs), mw99 = median(w99, b.runs);
-	double mb50 = median(p50[PEER_BARE], b.runs), mb99 = median(p99[PEER_BARE], b.runs);
+	/* medians over the runs, per reader */
+	struct lat_run m[R_N];
+	for (int r = 0; r < R_N; r++) {
+		double v[4][MAX_RUNS];
+		long slept = 0;
+		for (int i = 0; i < b.runs; i++) {
+			v[0][i] = lr[r][i].p50;
+			v[1][i] = lr[r][i].p99;
+			v[2][i] = lr[r][i].cpu_us;
+			slept += lr[r][i].slept;
+		}
+		m[r] = (struct lat_run){median(v[0], b.runs), median(v[1], b.runs),
+					median(v[2], b.runs), slept};
+	}
+	double mw50 = m[R_WATCH].p50, mw99 = m[R_WATCH].p99;
+	double mb50 = m[R_BARE].p50, mb99 = m[R_BARE].p99;
 	double mcu = median(cu, b.runs), mcux = median(cux, b.runs), mbare = median(bare, b.runs);
 	double mcuc = median(cuc, b.runs);
-	printf("append -> record in ring, mdb-watch: p50 %.1f us, p99 %.1f us (medians of %d runs)\n",
-	       mw50, mw99, b.runs);
-	printf("bare inotify reader (read event, pread): p50 %.1f us, p99 %.1f us\n", mb50, mb99);
+	printf("append -> record in ring, mdb-watch: p50 %.1f us, p99 %.1f us, CPU %.1f us/append "
+	       "(medians of %d runs; the appender spins on the ring)\n",
+	       mw50, mw99, m[R_WATCH].cpu_us, b.runs);
+	printf("bare inotify reader (read event, pread): p50 %.1f us, p99 %.1f us, CPU %.1f us/append\n",
+	       mb50, mb99, m[R_BARE].cpu_us);
 	if (wd) {
-		double mp50 = median(p50[PEER_WATCHDOG], b.runs);
-		double mp99 = median(p99[PEER_WATCHDOG], b.runs);
-		printf("Python watchdog (python3-watchdog, inotify observer): p50 %.1f us, p99 %.1f us\n",
-		       mp50, mp99);
-		printf("ratio p50: watchdog / mdb-watch %.1fx\n", mp50 / mw50);
+		double mp50 = m[R_WD].p50, mp99 = m[R_WD].p99;
+		printf("Python watchdog (python3-watchdog, inotify observer): p50 %.1f us, p99 %.1f us, "
+		       "CPU %.1f us/append\n",
+		       mp50, mp99, m[R_WD].cpu_us);
+		printf("ratio p50: watchdog / mdb-watch %.1fx; p99: %.1fx\n", mp50 / mw50, mp99 / mw99);
 	} else {
 		printf("Python watchdog: not measured: python3-watchdog is not installed "
 		       "(apt-get install python3-watchdog; scripts/bench installs it)\n");
 	}
 	printf("%.1f s poller: p50 %.0f ms over %ld samples; ratio p50: poller / mdb-watch %.0fx\n",
 	       b.poll_period, poll50 / 1e3, b.poll_samples, poll50 / mw50);
-	printf("ratio p50: mdb-watch / bare inotify %.2f\n", mw50 / mb50);
+	printf("ratio mdb-watch / bare inotify: p50 %.2f, p99 %.2f, CPU per append %.2f\n",
+	       mw50 / mb50, mw99 / mb99, m[R_WATCH].cpu_us / m[R_BARE].cpu_us);
+	printf("as an idle downstream stage sees it (a consumer asleep on the ring's futex, its "
+	       "wake included): p50 %.1f us, p99 %.1f us\n",
+	       m[R_DOWN].p50, m[R_DOWN].p99);
+	if (b.spin_row)
+		printf("mdb-watch --spin %s (not the default: busy while appends come < %s apart): "
+		       "p50 %.1f us, p99 %.1f us, CPU %.1f us/append\n",
+		       SPIN_OPT, SPIN_OPT, m[R_SPIN].p50, m[R_SPIN].p99, m[R_SPIN].cpu_us);
+	printf("note: %ld of %ld mdb-watch samples outlasted the appender's %lld us spin (each of "
+	       "those includes a futex wake)\n",
+	       m[R_WATCH].slept, (long)b.runs * b.appends, APPEND_SPIN_NS / 1000);
 	printf("catch-up, %ld records of an existing .scid into a ring: %.2f M records/s "
 	       "(%.2f M/s from exec; %.2f M per second of mdb-watch CPU)\n",
 	       b.catchup, mcu / 1e6, mcux / 1e6, mcuc / 1e6);

@@ -86,6 +86,41 @@ t1=$(awk '{ print $14 + $15 }' /proc/$wp/stat)
 [ $((t1 - t0)) -le 1 ] || fail "idle mdb-watch used $((t1 - t0)) ticks of CPU in ${idle}s"
 pass "idle for ${idle}s: $((t1 - t0)) clock ticks of CPU"
 
+# ... and it is not woken either, with no state file too (a timer armed
+# after the last chunk once woke such a watcher 20 times a second)
+wakes() { awk '/^(non)?voluntary_ctxt_switches/ { n += $2 } END { print n }' /proc/$1/status; }
+start "$bin/mdb-watch" --json "$d" >/dev/null 2>"$tmp/err-nostate"
+wq=$!
+if [ -n "${MDB_SANITIZE:-}" ]; then sleep 3; else sleep 1; fi
+w0=$(wakes $wq)
+sleep 3
+w1=$(wakes $wq)
+kill -0 $wq || fail "mdb-watch without --state died"
+[ $((w1 - w0)) -le 2 ] || fail "idle mdb-watch without --state woke $((w1 - w0)) times in 3 s"
+kill $wq; wait $wq || fail "mdb-watch without --state did not exit 0 on SIGTERM"
+pass "idle without --state: woken $((w1 - w0)) times in 3 s"
+
+# --spin: appends that come while it spins are read as well (each once, in
+# order), and after the last one it stops spinning: idle is idle again
+mkdir "$tmp/spin"
+start "$bin/mdb-watch" --json --spin 20ms "$tmp/spin" >"$tmp/spin.jsonl" 2>"$tmp/err-spin"
+wq=$!
+"$bin/mdb-sim" -d "$tmp/spin" -s ES -r 2000 --flush-period 2ms -n 300 --log "$tmp/spin-sim.jsonl" ||
+	fail "mdb-sim"
+wait_lines "$tmp/spin.jsonl" 300
+same_symbol ES "$tmp/spin.jsonl" "$tmp/spin-sim.jsonl"
+sleep 0.5
+w0=$(wakes $wq)
+t0=$(awk '{ print $14 + $15 }' /proc/$wq/stat)
+sleep 3
+w1=$(wakes $wq)
+t1=$(awk '{ print $14 + $15 }' /proc/$wq/stat)
+[ $((w1 - w0)) -le 2 ] && [ $((t1 - t0)) -le 1 ] ||
+	fail "mdb-watch --spin, idle: woken $((w1 - w0)) times, $((t1 - t0)) ticks of CPU in 3 s"
+kill $wq; wait $wq || fail "mdb-watch --spin did not exit 0 on SIGTERM"
+"$bin/mdb-watch" --spin 1x "$tmp/spin" 2>/dev/null; [ $? = 2 ] || fail "a bad --spin is not exit 2"
+pass "--spin 20ms: 300 appends in 2 ms bursts, each once; then idle: $((t1 - t0)) ticks"
+
 # a restart repeats nothing and picks up what came while it was stopped,
 # including a file rewritten in place to a larger size
 kill $wp; wait $wp || fail "mdb-watch did not exit 0 on SIGTERM"
