@@ -190,6 +190,9 @@ for _ in range(100):
 }
 
 shm_root=$MDB_SHM_DIR
+# each run points MDB_SHM_DIR at its own subdirectory: lib.sh's cleanup
+# must remove the root it made (an empty one was left behind)
+trap 'MDB_SHM_DIR=$shm_root; cleanup' EXIT
 # the bars ring holds the whole run (3 records of ~115 B per input bar), so a
 # restarted mdb-feature warms up from all of its history
 bars_ring=8
