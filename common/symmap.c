@@ -16,6 +16,7 @@
 struct symmap_ent {
 	char name[SYMMAP_NAME_MAX];
 	char sym[MDB_SYM_MAX];
+	int line; /* where it was mapped */
 };
 
 struct mdb_symmap {
@@ -26,6 +27,14 @@ struct mdb_symmap {
 static int ent_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct symmap_ent *)a)->name, ((const struct symmap_ent *)b)->name);
+}
+
+/* ent_cmp, then the line: a name mapped twice sorts its first mapping first */
+static int ent_line_cmp(const void *a, const void *b)
+{
+	const struct symmap_ent *x = a, *y = b;
+	int c = ent_cmp(a, b);
+	return c ? c : (x->line > y->line) - (x->line < y->line);
 }
 
 static int is_blank(char c)
@@ -91,7 +100,9 @@ mdb_symmap *symmap_parse(const char *text, size_t len, int *err, int *line, cons
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *eol = nl ? nl : end;
 		lineno++;
-		int rc = parse_line(m, p, eol, why);
+		int n0 = m->n, rc = parse_line(m, p, eol, why);
+		if (rc == 0 && m->n > n0)
+			m->e[n0].line = lineno;
 		if (rc < 0) {
 			if (rc == -EINVAL)
 				*line = lineno;
@@ -101,10 +112,11 @@ mdb_symmap *symmap_parse(const char *text, size_t len, int *err, int *line, cons
 		p = nl ? nl + 1 : end;
 	}
 	if (m->n)
-		qsort(m->e, (size_t)m->n, sizeof *m->e, ent_cmp);
+		qsort(m->e, (size_t)m->n, sizeof *m->e, ent_line_cmp);
 	for (int i = 1; i < m->n; i++) {
 		if (strcmp(m->e[i - 1].name, m->e[i].name) == 0) {
 			*why = "a name is mapped twice";
+			*line = m->e[i].line; /* the second mapping */
 			symmap_free(&m);
 			return *err = -EINVAL, NULL;
 		}

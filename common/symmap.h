@@ -20,7 +20,8 @@
 typedef struct mdb_symmap mdb_symmap;
 
 /* Parse the map file at path. Returns the map, or NULL with *err = -errno
- * (-EINVAL for a bad line: *line is its number and *why a static reason;
+ * (-EINVAL for a bad line, or a name mapped twice: *line is the line (the
+ * second mapping) and *why a static reason;
  * otherwise *line is 0). */
 mdb_symmap *symmap_load(const char *path, int *err, int *line, const char **why);
 

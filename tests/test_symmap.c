@@ -43,7 +43,8 @@ Test(symmap, bad_lines_name_their_number)
 	    {"A B\nlonely\n", 2},
 	    {"A B C\n", 1},
 	    {"\n\nA 0123456789012345678901234567890123\n", 3},
-	    {"A B\nA C\n", 0}, /* mapped twice: no single line to blame */
+	    {"A B\nA C\n", 2},		/* mapped twice: the second mapping */
+	    {"Z Y\n# c\nA B\n\nZ X\nZ W\n", 5}, /* and again: still the second */
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int err, line;
