@@ -53,8 +53,8 @@ static inline const char *bench_build_dir(void)
 {
 	static char dir[PATH_MAX];
 	const char *env = getenv("MDB_BUILD_DIR");
-	if (env && *env)
-		return env;
+	if (env && *env) /* absolute: benches run tools from other directories */
+		return realpath(env, dir) ? dir : env;
 	ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
 	if (n < 0)
 		return ".";
