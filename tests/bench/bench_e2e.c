@@ -266,16 +266,9 @@ static void append_tick(struct session *s, long k)
 /* A fresh dir/ES.scid holding its header; its fd, appending. */
 static int scid_file(const char *dir)
 {
-	char path[PATH_MAX + 16];
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		err(1, "%s", dir);
-	snprintf(path, sizeof path, "%s/ES.scid", dir);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-	uint8_t h[SCID_HEADER_SIZE];
-	scid_header_make(h);
-	if (fd < 0 || write(fd, h, sizeof h) != (ssize_t)sizeof h)
-		err(1, "%s", path);
-	return fd;
+	return bench_scid_new(dir, "ES.scid");
 }
 
 static void session_init(struct session *s, const char *what, long cap)

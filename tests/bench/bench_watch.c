@@ -119,19 +119,6 @@ static double quantile(double *v, long n, double q)
 	return v[i];
 }
 
-/* A fresh .scid file dir/name with its header; returns its fd (append). */
-static int scid_new(const char *dir, const char *name)
-{
-	char path[PATH_MAX + 64];
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-	uint8_t h[SCID_HEADER_SIZE];
-	scid_header_make(h);
-	if (fd < 0 || write(fd, h, sizeof h) != (ssize_t)sizeof h)
-		err(1, "%s", path);
-	return fd;
-}
-
 /* Record k of a stream: a trade, its time unique. */
 static void make_rec(long k, uint8_t *buf)
 {
@@ -264,7 +251,7 @@ static void lat_watch(const struct bench *b, int run, enum wmode mode, double *l
 	snprintf(ring, sizeof ring, "lat%d-%d", run, (int)mode);
 	if (mkdir(dir, 0755) < 0)
 		err(1, "%s", dir);
-	int fd = scid_new(dir, "ES.scid");
+	int fd = bench_scid_new(dir, "ES.scid");
 	int rc;
 	if ((rc = ring_create(ring, 1 << 22, 0600)) < 0)
 		errx(1, "ring_create: %s", strerror(-rc));
@@ -459,7 +446,7 @@ static bool lat_peer(const struct bench *b, enum peer p, int run, long n, double
 	snprintf(dir, sizeof dir, "%s/peer%d-%d", b->dir, (int)p, run);
 	if (mkdir(dir, 0755) < 0)
 		err(1, "%s", dir);
-	int fd = scid_new(dir, "ES.scid");
+	int fd = bench_scid_new(dir, "ES.scid");
 	snprintf(path, sizeof path, "%s/ES.scid", dir);
 	int pfd[2];
 	if (pipe(pfd) < 0)
@@ -524,7 +511,7 @@ static bool lat_peer(const struct bench *b, enum peer p, int run, long n, double
 
 static void catchup_file(const struct bench *b)
 {
-	int fd = scid_new(b->dir, "CU.scid");
+	int fd = bench_scid_new(b->dir, "CU.scid");
 	enum { PER = 16384 };
 	uint8_t *buf = malloc((size_t)PER * SCID_RECORD_SIZE);
 	if (!buf)

@@ -5,7 +5,9 @@
 #define MDB_BENCHUTIL_H
 
 #include "clock.h"
+#include "scid.h"
 
+#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -64,6 +66,20 @@ static inline const char *bench_build_dir(void)
 	if (strlen(dir) + 7 < sizeof dir)
 		strcat(dir, "/../..");
 	return dir;
+}
+
+/* A fresh .scid file dir/name holding its header; its fd, for appending
+ * (exits on error). */
+static inline int bench_scid_new(const char *dir, const char *name)
+{
+	char path[PATH_MAX + 64];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+	uint8_t h[SCID_HEADER_SIZE];
+	scid_header_make(h);
+	if (fd < 0 || write(fd, h, sizeof h) != (ssize_t)sizeof h)
+		err(1, "%s", path);
+	return fd;
 }
 
 /* The path of tool `name` (e.g. "mdb-write") in bench_build_dir()/tools,
