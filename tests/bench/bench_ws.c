@@ -15,7 +15,8 @@
  * delivered frame. Each scenario runs --runs times, ours then each peer's,
  * and prints medians and the ratios; each run's line also says how long the
  * server's threads waited for a CPU (schedstat), which is where the tail
- * latency of a loaded 2-core machine comes from. Full mode runs 1,000 and
+ * latency of a loaded 2-core machine comes from (and after "load", how long
+ * the load client's and the publisher's threads waited). Full mode runs 1,000 and
  * 5,000 clients (--clients picks one); the open-file limit is raised to fit.
  *
  * --pin keeps the server off the load's CPU, as clients on other hosts
@@ -24,17 +25,36 @@
  * publisher to the others (sched_setaffinity). On loopback the kernel's
  * receive work for the clients still runs in the server's send path.
  *
+ * --busy-poll makes the load client's thread poll its sockets
+ * (epoll_wait with timeout 0) instead of sleeping in epoll_wait, for every
+ * server alike. On loopback a send to a sleeping client wakes it from the
+ * sender's context: with the client asleep on its own CPU each frame costs
+ * the server a cross-CPU wake-up (an IPI; in a VM a trip to the host), which
+ * a client on another host would never cost it. Polling keeps that out of
+ * the server's CPU per frame. It is not the default: the polling thread
+ * takes its whole CPU, so on a shared machine it competes with the
+ * publisher and any neighbour there, and the latency then measures that
+ * competition too; the sleeping client is what a real client does.
+ *
  * Full and smoke mode first measure the payload deltas save against full
  * snapshots on real data: mdb-sim's trades and quotes through mdb-validate
  * and mdb-feature, folded as mdb-ws folds them, encoded with common/wsmsg.
+ *
+ * Beside the peers runs the floor, "bare send()": this program itself
+ * (--bare-server, an internal mode) taking the peers' feed and sending each
+ * line as one text frame with one send() per subscriber, and doing nothing
+ * else (no handshake checks, no queues, no reading from clients; a frame
+ * that does not fit the socket is dropped). Its CPU per frame is what this
+ * kernel charges for one small frame per send; at the fixed rate every
+ * frame is its own send, so no server can go below it there.
  *
  * The Node peer needs node and the ws package: MDB_WS_NODE_MODULES, or
  * tests/bench/node_modules (npm install ws in tests/bench; git ignores it),
  * or Debian's node-ws in /usr/share/nodejs.
  * The Python peer needs Debian's python3-websockets under /usr/bin/python3
  * (MDB_WS_PYTHON names another interpreter). A missing peer is reported as
- * such and the others run; --no-peers runs ours alone (to compare builds of
- * mdb-ws: MDB_BUILD_DIR names the one to run).
+ * such and the others run; --no-peers runs ours alone, without the floor
+ * (to compare builds of mdb-ws: MDB_BUILD_DIR names the one to run).
  */
 #include "benchutil.h"
 #include "benchws.h"
@@ -69,14 +89,15 @@
 #define MAX_RUNS 15
 
 /* The servers compared: ours and the peers doing the same job. */
-enum { SRV_OURS, SRV_NODE, SRV_PY, NSRV };
-static const char *const srv_name[NSRV] = {"mdb-ws", "node ws", "py websockets"};
+enum { SRV_OURS, SRV_NODE, SRV_PY, SRV_BARE, NSRV };
+static const char *const srv_name[NSRV] = {"mdb-ws", "node ws", "py websockets", "bare send()"};
 
 static struct {
 	int n, nsym, runs;
 	double secs, warm;
 	bool smoke;
-	bool pin;		      /* the servers on srv_cpus, the rest on load_cpus */
+	bool pin;  /* the servers on srv_cpus, the rest on load_cpus */
+	bool busy; /* the load client polls its sockets, never sleeps */
 	cpu_set_t srv_cpus, load_cpus;
 	const char *build, *src;
 	char node_modules[512];
@@ -132,7 +153,7 @@ static void *load_thread(void *arg)
 	int ep = *(int *)arg;
 	struct epoll_event ev[256];
 	while (!atomic_load(&B.stop)) {
-		int n = epoll_wait(ep, ev, 256, 50);
+		int n = epoll_wait(ep, ev, 256, B.busy ? 0 : 50);
 		int64_t now = now_real();
 		for (int i = 0; i < n; i++) {
 			struct bws_conn *c = &B.c[ev[i].data.u32];
@@ -193,6 +214,11 @@ static pid_t spawn(char *const argv[], const char *want, char *after, size_t ale
 	if (pid == 0) {
 		if (B.pin && sched_setaffinity(0, sizeof B.srv_cpus, &B.srv_cpus) < 0)
 			_exit(126);
+		/* a session of its own: with autogroup scheduling the server
+		 * would otherwise share one group's CPU weight with the load
+		 * client and the publisher (its own load), as no deployed
+		 * server does */
+		setsid();
 		dup2(p[1], 1);
 		dup2(p[1], 2);
 		close(p[0]);
@@ -253,7 +279,94 @@ static void start_ours(struct server *s)
 	s->feed = -1;
 }
 
-/* A peer server (SRV_NODE or SRV_PY) and a connection to its feed port. */
+static int listen_port(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4096) < 0)
+		err(1, "bare server: port %d", port);
+	return fd;
+}
+
+/* bench_ws --bare-server WS_PORT FEED_PORT: the floor, not a server. Each
+ * feed line goes as one text frame, one blocking-free send() per
+ * subscriber, from a loop that does nothing else: no handshake checks (the
+ * accept key is not computed), no reading from clients, no queues. What it
+ * costs per frame is the kernel's. */
+static _Noreturn void bare_server(int wport, int fport)
+{
+	int lw = listen_port(wport), lf = listen_port(fport), ep = epoll_create1(0);
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = lw};
+	epoll_ctl(ep, EPOLL_CTL_ADD, lw, &ev);
+	ev.data.fd = lf;
+	epoll_ctl(ep, EPOLL_CTL_ADD, lf, &ev);
+	printf("ready\n");
+	fflush(stdout);
+	int *subs[4096] = {0}, nsub[4096] = {0}, feed = -1; /* per symbol k (SYMk) */
+	static char in[1 << 16];
+	size_t len = 0;
+	for (;;) {
+		struct epoll_event e[8];
+		int n = epoll_wait(ep, e, 8, -1);
+		for (int i = 0; i < n; i++) {
+			int fd = e[i].data.fd;
+			if (fd == lf) {
+				feed = accept(lf, NULL, NULL);
+				ev.data.fd = feed;
+				epoll_ctl(ep, EPOLL_CTL_ADD, feed, &ev);
+			} else if (fd == lw) {
+				int c = accept(lw, NULL, NULL), one = 1, k;
+				char req[1024];
+				ssize_t r = c < 0 ? -1 : read(c, req, sizeof req - 1);
+				if (r <= 0) {
+					close(c);
+					continue;
+				}
+				req[r] = 0;
+				const char *sym = strstr(req, "/SYM");
+				if (!sym || (k = atoi(sym + 4)) < 0 || k >= 4096) {
+					close(c);
+					continue;
+				}
+				setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+				static const char ok[] =
+				    "HTTP/1.1 101 Switching Protocols\r\n"
+				    "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+				if (write(c, ok, sizeof ok - 1) < 0)
+					err(1, "bare server");
+				subs[k] = realloc(subs[k], (size_t)(nsub[k] + 1) * sizeof *subs[k]);
+				subs[k][nsub[k]++] = c;
+			} else {
+				ssize_t r = read(feed, in + len, sizeof in - len);
+				if (r <= 0)
+					exit(0);
+				len += (size_t)r;
+				char *p = in, *nl;
+				while ((nl = memchr(p, '\n', len - (size_t)(p - in)))) {
+					uint8_t f[256];
+					size_t pn = (size_t)(nl - p);
+					const char *sym = memmem(p, pn, "\"SYM", 4);
+					int k = sym ? atoi(sym + 4) : -1;
+					if (pn <= 125 && k >= 0 && k < 4096) {
+						f[0] = 0x81, f[1] = (uint8_t)pn;
+						memcpy(f + 2, p, pn);
+						for (int j = 0; j < nsub[k]; j++)
+							(void)!send(subs[k][j], f, pn + 2,
+								    MSG_DONTWAIT | MSG_NOSIGNAL);
+					}
+					p = nl + 1;
+				}
+				len -= (size_t)(p - in);
+				memmove(in, p, len);
+			}
+		}
+	}
+}
+
+/* A peer server (SRV_NODE, SRV_PY or SRV_BARE) and a connection to its feed port. */
 static void start_peer(struct server *s, int kind)
 {
 	char script[600], wp[16], fp[16], after[64];
@@ -265,6 +378,10 @@ static void start_peer(struct server *s, int kind)
 	snprintf(fp, sizeof fp, "%d", feed_port);
 	setenv("NODE_PATH", B.node_modules, 1);
 	char *argv[] = {kind == SRV_NODE ? "node" : B.python, script, wp, fp, NULL};
+	if (kind == SRV_BARE) {
+		argv[0] = "/proc/self/exe";
+		argv[1] = "--bare-server";
+	}
 	s->pid = spawn(argv, "ready", after, sizeof after);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET,
@@ -318,7 +435,8 @@ static void send_update(struct server *s, int k, uint64_t i)
 
 struct result {
 	double fps, p50_us, p99_us, cpu_ns_frame;
-	double wait_ms_s; /* the server's threads waited this long for a CPU, ms per s */
+	double wait_ms_s;  /* the server's threads waited this long for a CPU, ms per s */
+	double lwait_ms_s; /* ... and ours (the load client and the publisher) */
 };
 
 /* Connect the clients, send at rate updates/s for warm + secs, measure. */
@@ -350,7 +468,8 @@ static struct result run_one(int kind, double rate)
 	pthread_create(&th, NULL, load_thread, &ep);
 	usleep(200000); /* subscriptions settle */
 	int64_t t0 = mono_ns(), warm_end = t0 + (int64_t)(B.warm * NS),
-		end = warm_end + (int64_t)(B.secs * NS), cpu0 = 0, m0 = 0, wait0 = 0, wait1;
+		end = warm_end + (int64_t)(B.secs * NS), cpu0 = 0, m0 = 0, wait0 = 0, wait1,
+		lwait0 = 0, lwait1;
 	uint64_t i = 0, want = 0; /* frames stamped in the window */
 	bool meas = false;
 	for (;;) {
@@ -358,6 +477,7 @@ static struct result run_one(int kind, double rate)
 		if (!meas && now >= warm_end) {
 			meas = true;
 			cpu0 = cpu_ns(s.pid, &wait0);
+			cpu_ns(getpid(), &lwait0);
 			m0 = now;
 			atomic_store(&B.w0, now_real());
 			atomic_store(&B.open, true);
@@ -381,6 +501,7 @@ static struct result run_one(int kind, double rate)
 	atomic_store(&B.open, false);
 	atomic_store(&B.w1, now_real());
 	int64_t m1 = mono_ns(), cpu1 = cpu_ns(s.pid, &wait1);
+	cpu_ns(getpid(), &lwait1);
 	uint64_t rx = atomic_load(&B.rx);
 	/* the latency: of every frame stamped in the window, late ones too
 	 * (a server that dropped some, or is seconds behind, gets 3 s) */
@@ -400,6 +521,7 @@ static struct result run_one(int kind, double rate)
 	r.fps = (double)rx / ((double)(m1 - m0) / NS);
 	r.cpu_ns_frame = rx ? (double)(cpu1 - cpu0) / (double)rx : 0;
 	r.wait_ms_s = (double)(wait1 - wait0) / 1e6 / ((double)(m1 - m0) / NS);
+	r.lwait_ms_s = (double)(lwait1 - lwait0) / 1e6 / ((double)(m1 - m0) / NS);
 	if (nl) {
 		qsort(B.lat, nl, sizeof *B.lat, cmp_i64);
 		r.p50_us = (double)B.lat[nl / 2] / 1e3;
@@ -429,9 +551,9 @@ static void scenario(const char *name, double rate)
 			v[k][3][r] = x.cpu_ns_frame;
 			fprintf(stderr,
 				"%s %s %.0f frames/s p50 %.0f us p99 %.0f us %.2f us/frame "
-				"(waited for a CPU %.0f ms/s)",
+				"(waited for a CPU %.0f ms/s; load %.0f ms/s)",
 				k ? " |" : "", srv_name[k], x.fps, x.p50_us, x.p99_us,
-				x.cpu_ns_frame / 1e3, x.wait_ms_s);
+				x.cpu_ns_frame / 1e3, x.wait_ms_s, x.lwait_ms_s);
 		}
 		fputc('\n', stderr);
 	}
@@ -665,7 +787,8 @@ static void pin_setup(void)
 			CPU_SET(i, &B.srv_cpus);
 			CPU_CLR(i, &B.load_cpus);
 		} else if (rl < sizeof rest - 16) {
-			rl += (size_t)snprintf(rest + rl, sizeof rest - rl, "%s%d", rl ? "," : "", i);
+			rl +=
+			    (size_t)snprintf(rest + rl, sizeof rest - rl, "%s%d", rl ? "," : "", i);
 		}
 	}
 	if (sched_setaffinity(0, sizeof B.load_cpus, &B.load_cpus) < 0)
@@ -688,6 +811,26 @@ static void raise_nofile(int clients)
 		     (unsigned long long)want, (unsigned long long)rl.rlim_cur);
 }
 
+static _Noreturn void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: bench_ws [--smoke] [--clients N] [--symbols S] [--seconds T] [--runs R]\n"
+		"                [--rate UPDATES_PER_S] [--pin] [--busy-poll] [--no-peers]\n"
+		"  --smoke        40 clients, 4 symbols, one short run (the test suite's)\n"
+		"  --clients N    N clients (default: 1,000, then 5,000)\n"
+		"  --symbols S    over S symbols (default 100)\n"
+		"  --seconds T    measured seconds per run (default 3)\n"
+		"  --runs R       runs per server; medians are printed (default 3)\n"
+		"  --rate U       U updates/s only (frames/s = U x clients / symbols);\n"
+		"                 default: 50 k frames/s, then pushed hard\n"
+		"  --pin          servers on the first CPU, load client and publisher on the rest\n"
+		"  --busy-poll    the load client polls (epoll_wait timeout 0) instead of\n"
+		"                 sleeping: sends do not pay for waking it (see bench_ws.c)\n"
+		"  --no-peers     mdb-ws alone, without the peers and the bare send() floor\n"
+		"                 (MDB_BUILD_DIR names the build to run)\n");
+	exit(out == stdout ? 0 : 2);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {{"smoke", no_argument, NULL, 's'},
@@ -698,7 +841,11 @@ int main(int argc, char **argv)
 					   {"rate", required_argument, NULL, 'R'},
 					   {"pin", no_argument, NULL, 'p'},
 					   {"no-peers", no_argument, NULL, 'P'},
+					   {"busy-poll", no_argument, NULL, 'b'},
+					   {"help", no_argument, NULL, 'h'},
 					   {NULL, 0, NULL, 0}};
+	if (argc == 4 && strcmp(argv[1], "--bare-server") == 0)
+		bare_server(atoi(argv[2]), atoi(argv[3]));
 	B.n = 0;
 	B.nsym = 100;
 	B.runs = 3;
@@ -735,10 +882,13 @@ int main(int argc, char **argv)
 		case 'P':
 			no_peers = true;
 			break;
+		case 'b':
+			B.busy = true;
+			break;
+		case 'h':
+			usage(stdout);
 		default:
-			fprintf(stderr, "usage: bench_ws [--smoke] [--clients N] [--symbols S] "
-					"[--seconds T] [--runs R] [--rate UPDATES_PER_S] [--pin] [--no-peers]\n");
-			return 2;
+			usage(stderr);
 		}
 	}
 	if (B.smoke) {
@@ -754,11 +904,14 @@ int main(int argc, char **argv)
 	if (!no_peers) {
 		find_node();
 		find_python();
+		B.have[SRV_BARE] = true;
 	}
 	if (B.pin)
 		pin_setup(); /* before the load thread exists: it inherits the mask */
 	else
 		printf("not pinned: servers, load client and publisher share every CPU\n");
+	printf("load client: %s\n",
+	       B.busy ? "polls its sockets (--busy-poll)" : "sleeps in epoll_wait between frames");
 	fflush(stdout); /* before the runs' lines on stderr */
 	signal(SIGPIPE, SIG_IGN);
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
