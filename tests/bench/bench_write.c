@@ -7,8 +7,6 @@
  * released up to the ring's end: every bar is then committed, since
  * mdb-write releases only after a commit. Sustained bars/s is N over that
  * time. The database size per million bars is measured after a checkpoint.
- * Each run also times mdb-write --no-flush-thread the same way (every chunk
- * written on the reading thread): the flusher thread's gain.
  *
  * In the same run, peers on the same disk:
  *   bare   SQLite alone: prepared plain INSERTs of the same rows from memory
@@ -20,9 +18,8 @@
  *          every 4096 pages, no memory statistics, no connection mutex):
  *          the bare limit of bind, step, reset per row for this schema.
  *          mdb-write binds nothing per row (one upsert statement per chunk
- *          of 4096, over a virtual table: mdb-write(1), PERFORMANCE) and
- *          writes a chunk on a second thread while it decodes the next, so
- *          it can pass this peer, its ring, decoding and upsert included;
+ *          of 4096, over a virtual table: mdb-write(1), PERFORMANCE), so it
+ *          can pass this peer, its ring, decoding and upsert included;
  *   naive  one INSERT per transaction, SQL text built per row, SQLite's
  *          defaults (rollback journal, synchronous=FULL).
  * The machine is shared: besides rows per second of wall time, each is
@@ -245,7 +242,7 @@ static bool slot_at_end(mdb_ring *r, bool *alive)
 /* One run of mdb-write. Returns bars/s; *bytes_per_m gets the size, *cpu
  * bars per second of mdb-write's CPU time. */
 static double run_writer(const struct bench *b, int idx, struct reader *rd, double *bytes_per_m,
-			 double *cpu, bool one_thread)
+			 double *cpu)
 {
 	char path[PATH_MAX + 32], ring_name[32];
 	snprintf(path, sizeof path, "%s/write-%d.db", b->dir, idx);
@@ -265,12 +262,7 @@ static double run_writer(const struct bench *b, int idx, struct reader *rd, doub
 	if (pid == 0) {
 		if (!b->verbose)
 			freopen("/dev/null", "w", stderr);
-		if (one_thread)
-			execl(b->writer, "mdb-write", "-i", in, "--retention", "0",
-			      "--no-flush-thread", path, (char *)NULL);
-		else
-			execl(b->writer, "mdb-write", "-i", in, "--retention", "0", path,
-			      (char *)NULL);
+		execl(b->writer, "mdb-write", "-i", in, "--retention", "0", path, (char *)NULL);
 		_exit(127);
 	}
 	bool alive = false;
@@ -540,11 +532,9 @@ int main(int argc, char **argv)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	double w[MAX_RUNS], wc[MAX_RUNS], size[MAX_RUNS], bare[MAX_RUNS], barec[MAX_RUNS],
 	    tuned[MAX_RUNS], tunedc[MAX_RUNS], nv[MAX_RUNS], rb[MAX_RUNS], rbc[MAX_RUNS],
-	    rt[MAX_RUNS], rtc[MAX_RUNS], w1[MAX_RUNS], w1c[MAX_RUNS], rw1[MAX_RUNS], sz1;
+	    rt[MAX_RUNS], rtc[MAX_RUNS];
 	for (int i = 0; i < b.runs; i++) {
-		w[i] = run_writer(&b, i, NULL, &size[i], &wc[i], false);
-		w1[i] = run_writer(&b, i, NULL, &sz1, &w1c[i], true);
-		rw1[i] = w[i] / w1[i];
+		w[i] = run_writer(&b, i, NULL, &size[i], &wc[i]);
 		bare[i] = run_bare(&b, false, &barec[i]);
 		tuned[i] = run_bare(&b, true, &tunedc[i]);
 		nv[i] = run_naive(&b);
@@ -556,16 +546,16 @@ int main(int argc, char **argv)
 			fprintf(
 			    stderr,
 			    "run %d: mdb-write %.0f bars/s (%.0f per CPU s, %.1f MB per million), "
-			    "one thread %.0f (%.0f per CPU s), bare %.0f (%.0f per CPU s), bare "
-			    "tuned %.0f (%.0f per CPU s), naive %.0f\n",
-			    i + 1, w[i], wc[i], size[i] / 1e6, w1[i], w1c[i], bare[i], barec[i],
-			    tuned[i], tunedc[i], nv[i]);
+			    "bare %.0f (%.0f per CPU s), bare tuned %.0f (%.0f per CPU s), "
+			    "naive %.0f\n",
+			    i + 1, w[i], wc[i], size[i] / 1e6, bare[i], barec[i], tuned[i],
+			    tunedc[i], nv[i]);
 	}
 	struct reader rd = {.cap = 1 << 20};
 	if (!(rd.lat = malloc(sizeof *rd.lat * (size_t)rd.cap)))
 		err(1, "malloc");
 	double sz, szc;
-	double wr = run_writer(&b, b.runs, &rd, &sz, &szc, false);
+	double wr = run_writer(&b, b.runs, &rd, &sz, &szc);
 
 	double mb = median(bare, b.runs), rbm = median(rb, b.runs), rbcm = median(rbc, b.runs);
 	double mw = median(w, b.runs), ms = median(size, b.runs), mt = median(tuned, b.runs),
@@ -573,10 +563,6 @@ int main(int argc, char **argv)
 	printf("mdb-write, ring -> SQLite on disk: %.0f k bars/s (median); %.0f k per second of "
 	       "its CPU time\n",
 	       mw / 1e3, median(wc, b.runs) / 1e3);
-	printf("mdb-write --no-flush-thread (chunks written on the reading thread): %.0f k "
-	       "bars/s (median); %.0f k per CPU second; the flusher thread gives %.2fx (median of "
-	       "per-run ratios)\n",
-	       median(w1, b.runs) / 1e3, median(w1c, b.runs) / 1e3, median(rw1, b.runs));
 	printf("database size: %.1f MB per million bars\n", ms / 1e6);
 	printf("bare SQLite, prepared INSERT, 50k-row transactions, WAL, version 2's text key: "
 	       "%.0f k rows/s (median); %.0f k per CPU second\n",
