@@ -159,12 +159,9 @@ struct batch_row {
 };
 
 struct batch {
-	int table;		       /* index into tables[] */
-	int n;			       /* rows queued in rows */
-	struct batch_row *rows;	       /* BATCH_ROWS: the chunk store_put fills; NULL when read-only */
-	struct batch_row *spare;       /* BATCH_ROWS: the chunk the flusher writes, or NULL */
-	const struct batch_row *scan;  /* what the virtual table reads in a statement */
-	int scan_n;		       /* rows of it */
+	int table;		/* index into tables[] */
+	int n;			/* rows queued */
+	struct batch_row *rows; /* BATCH_ROWS; NULL when read-only */
 };
 
 struct mdb_store {
@@ -173,7 +170,6 @@ struct mdb_store {
 	struct batch batch[NTABLES]; /* what mdb_bar_batch, mdb_feat_batch hold */
 	uint64_t txn_put;	     /* records put in the open (or last) transaction */
 	uint64_t txn_changed;	     /* rows of them that added or changed a row */
-	uint64_t flushed_changed;    /* txn_changed at the last store_flush() */
 	char path[4096];
 	int found_version;
 	bool readonly;
@@ -189,18 +185,6 @@ struct mdb_store {
 	pthread_cond_t ckpt_idle; /* ckpt_busy became false */
 	bool ckpt_wanted, ckpt_stop, ckpt_busy;
 	int ckpt_pages; /* WAL pages that start a checkpoint */
-	/* the flusher (read-write stores, unless o->no_flush_thread): it writes
-	 * a full chunk while store_put() fills the next one. The connection is
-	 * used by one thread at a time: every call that touches it first waits
-	 * for the flusher to be idle (flush_wait) */
-	pthread_t fl_thread;
-	bool fl_running;
-	pthread_mutex_t fl_mu;	/* guards the three fields below */
-	pthread_cond_t fl_cv;	/* fl_table was set, or fl_stop */
-	pthread_cond_t fl_idle; /* fl_table went back to -1 */
-	int fl_table;		/* the table whose chunk is being written; -1: idle */
-	int fl_err;		/* -errno of a failed chunk: the transaction must roll back */
-	bool fl_stop;
 	/* where the pruning pass is: the table and series it works on */
 	int prune_table;
 	int64_t prune_sid; /* 0: none yet */
@@ -337,7 +321,7 @@ static int bv_next(sqlite3_vtab_cursor *cur)
 static int bv_eof(sqlite3_vtab_cursor *cur)
 {
 	struct bcursor *c = (struct bcursor *)cur;
-	return c->i >= ((struct bvtab *)cur->pVtab)->b->scan_n;
+	return c->i >= ((struct bvtab *)cur->pVtab)->b->n;
 }
 
 /* NaN (an absent value) is NULL. */
@@ -353,7 +337,7 @@ static int bv_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
 {
 	struct bcursor *c = (struct bcursor *)cur;
 	const struct batch *b = ((struct bvtab *)cur->pVtab)->b;
-	const struct batch_row *r = &b->scan[c->i];
+	const struct batch_row *r = &b->rows[c->i];
 	if (col == 0) {
 		sqlite3_result_int64(ctx, r->sid);
 	} else if (col == 1) {
@@ -476,7 +460,6 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 }
 
 static int sq_errno(sqlite3 *db, int rc);
-static int flush_start(mdb_store *s);
 
 /* Open the checkpointer's connection and start it (read-write stores). */
 static int ckpt_start(mdb_store *s, const struct store_opts *o)
@@ -690,9 +673,6 @@ mdb_store *store_open(const char *path, const struct store_opts *o, int *err, ch
 	pthread_mutex_init(&s->ckpt_mu, NULL);
 	pthread_cond_init(&s->ckpt_cv, NULL);
 	pthread_cond_init(&s->ckpt_idle, NULL);
-	pthread_mutex_init(&s->fl_mu, NULL);
-	pthread_cond_init(&s->fl_cv, NULL);
-	pthread_cond_init(&s->fl_idle, NULL);
 	if (!o->readonly &&
 	    (!(s->series = calloc(SERIES_CACHE, sizeof *s->series)) ||
 	     !(s->batch[0].rows = calloc(BATCH_ROWS, sizeof *s->batch[0].rows)) ||
@@ -783,8 +763,6 @@ mdb_store *store_open(const char *path, const struct store_opts *o, int *err, ch
 	}
 	if (!o->readonly && (rc = ckpt_start(s, o)) < 0)
 		goto fail;
-	if (!o->readonly && !o->no_flush_thread && (rc = flush_start(s)) < 0)
-		goto fail;
 	return s;
 fail:
 	*err = rc;
@@ -798,13 +776,6 @@ void store_close(mdb_store **sp)
 	if (!sp || !*sp)
 		return;
 	mdb_store *s = *sp;
-	if (s->fl_running) {
-		pthread_mutex_lock(&s->fl_mu); /* pairs with flush_main's lock */
-		s->fl_stop = true;
-		pthread_cond_signal(&s->fl_cv);
-		pthread_mutex_unlock(&s->fl_mu);
-		pthread_join(s->fl_thread, NULL); /* after the chunk it was writing */
-	}
 	if (s->ckpt_running) {
 		pthread_mutex_lock(&s->ckpt_mu);
 		s->ckpt_stop = true;
@@ -819,13 +790,8 @@ void store_close(mdb_store **sp)
 		sqlite3_finalize(s->q[i]);
 	sqlite3_close(s->db);
 	free(s->series);
-	for (int t = 0; t < NTABLES; t++) {
+	for (int t = 0; t < NTABLES; t++)
 		free(s->batch[t].rows);
-		free(s->batch[t].spare);
-	}
-	pthread_mutex_destroy(&s->fl_mu);
-	pthread_cond_destroy(&s->fl_cv);
-	pthread_cond_destroy(&s->fl_idle);
 	pthread_mutex_destroy(&s->ckpt_mu);
 	pthread_cond_destroy(&s->ckpt_cv);
 	pthread_cond_destroy(&s->ckpt_idle);
@@ -852,14 +818,24 @@ static void batch_clear(mdb_store *s)
 		s->batch[t].n = 0;
 }
 
-/* Run table t's upsert over its scan chunk. Returns the rows added or
- * changed, or -errno. On the flusher's thread or the caller's, never both
- * at once. */
-static int batch_step(mdb_store *s, int t)
+int store_begin(mdb_store *s)
 {
+	batch_clear(s);
+	s->txn_put = s->txn_changed = 0;
+	return run(s, s->q[Q_BEGIN], "begin a transaction");
+}
+
+/* Write table t's queued rows with one statement. Returns the rows added
+ * or changed, or -errno (the chunk is dropped either way: a failure rolls
+ * the transaction back). */
+static int batch_flush(mdb_store *s, int t)
+{
+	if (!s->batch[t].n)
+		return 0;
 	sqlite3_stmt *st = s->q[t == 0 ? Q_BAR : Q_FEAT];
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
+	s->batch[t].n = 0;
 	if (rc != SQLITE_DONE)
 		return fail(s, rc, t == 0 ? "write bars" : "write feats");
 	int n = sqlite3_changes(s->db);
@@ -867,130 +843,17 @@ static int batch_step(mdb_store *s, int t)
 	return n;
 }
 
-/* The flusher: writes the chunk store_put() handed over, then goes idle.
- * A failure is kept in fl_err for the writer's next call. */
-static void *flush_main(void *arg)
-{
-	mdb_store *s = arg;
-	pthread_mutex_lock(&s->fl_mu); /* released around each chunk and in the wait */
-	while (!s->fl_stop) {
-		if (s->fl_table < 0) {
-			pthread_cond_wait(&s->fl_cv, &s->fl_mu);
-			continue;
-		}
-		int t = s->fl_table;
-		/* the chunk and the connection are ours until fl_table is -1 again:
-		 * batch_hand() wrote them before its unlock, which this lock pairs with */
-		pthread_mutex_unlock(&s->fl_mu);
-		int rc = batch_step(s, t);
-		pthread_mutex_lock(&s->fl_mu);
-		if (rc < 0 && !s->fl_err)
-			s->fl_err = rc;
-		s->fl_table = -1; /* flush_wait() reads it under this lock */
-		pthread_cond_signal(&s->fl_idle);
-	}
-	pthread_mutex_unlock(&s->fl_mu);
-	return NULL;
-}
-
-/* Wait until the flusher is idle: the connection, s->err and txn_changed
- * are then the caller's. Returns 0, or the -errno of a chunk that failed
- * since the transaction began (it stays until store_rollback()). */
-static int flush_wait(mdb_store *s)
-{
-	if (!s->fl_running)
-		return 0;
-	pthread_mutex_lock(&s->fl_mu); /* pairs with flush_main's unlock after a chunk */
-	while (s->fl_table >= 0)
-		pthread_cond_wait(&s->fl_idle, &s->fl_mu);
-	int rc = s->fl_err;
-	pthread_mutex_unlock(&s->fl_mu);
-	return rc;
-}
-
-/* Hand table t's full chunk to the flusher and give store_put() the other
- * one. Returns 0, or -errno of an earlier chunk. */
-static int batch_hand(mdb_store *s, int t)
-{
-	int rc = flush_wait(s);
-	if (rc < 0)
-		return rc;
-	struct batch *b = &s->batch[t];
-	struct batch_row *full = b->rows;
-	b->rows = b->spare;
-	b->spare = full;
-	b->scan = full;
-	b->scan_n = b->n;
-	b->n = 0;
-	pthread_mutex_lock(&s->fl_mu); /* its unlock publishes the chunk to flush_main */
-	s->fl_table = t;
-	pthread_cond_signal(&s->fl_cv);
-	pthread_mutex_unlock(&s->fl_mu);
-	return 0;
-}
-
-/* Start the flusher (read-write stores). */
-static int flush_start(mdb_store *s)
-{
-	for (int t = 0; t < NTABLES; t++)
-		if (!(s->batch[t].spare = calloc(BATCH_ROWS, sizeof *s->batch[t].spare))) {
-			snprintf(s->err, sizeof s->err, "out of memory");
-			return -ENOMEM;
-		}
-	s->fl_table = -1;
-	int rc = pthread_create(&s->fl_thread, NULL, flush_main, s);
-	if (rc != 0) {
-		snprintf(s->err, sizeof s->err, "start the flusher: %s", strerror(rc));
-		return -rc;
-	}
-	s->fl_running = true;
-	return 0;
-}
-
-/* Forget a failed chunk (its transaction is gone). */
-static void flush_forget(mdb_store *s)
-{
-	if (!s->fl_running)
-		return;
-	pthread_mutex_lock(&s->fl_mu); /* pairs with flush_main's store of fl_err */
-	s->fl_err = 0;
-	pthread_mutex_unlock(&s->fl_mu);
-}
-
-int store_begin(mdb_store *s)
-{
-	(void)flush_wait(s);
-	flush_forget(s);
-	batch_clear(s);
-	s->txn_put = s->txn_changed = s->flushed_changed = 0;
-	return run(s, s->q[Q_BEGIN], "begin a transaction");
-}
-
-/* Write table t's queued rows on this thread. Returns the rows added or
- * changed, or -errno (the chunk is dropped either way: a failure rolls the
- * transaction back). */
-static int batch_flush(mdb_store *s, int t)
-{
-	struct batch *b = &s->batch[t];
-	if (!b->n)
-		return 0;
-	b->scan = b->rows;
-	b->scan_n = b->n;
-	b->n = 0;
-	return batch_step(s, t);
-}
-
 int store_flush(mdb_store *s)
 {
-	int rc = flush_wait(s);
-	for (int t = 0; t < NTABLES && rc >= 0; t++)
-		rc = batch_flush(s, t);
-	if (rc < 0) {
-		batch_clear(s);
-		return rc;
+	int n = 0;
+	for (int t = 0; t < NTABLES; t++) {
+		int rc = batch_flush(s, t);
+		if (rc < 0) {
+			batch_clear(s);
+			return rc;
+		}
+		n += rc;
 	}
-	int n = (int)(s->txn_changed - s->flushed_changed);
-	s->flushed_changed = s->txn_changed;
 	return n;
 }
 
@@ -1014,18 +877,14 @@ int store_commit(mdb_store *s)
 	/* a failed COMMIT may leave the transaction open (SQLITE_BUSY does) */
 	if (rc < 0 && !sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	if (rc < 0) {
-		flush_forget(s);
+	if (rc < 0)
 		series_forget(s);
-	}
 	s->series_new = false;
 	return rc < 0 ? rc : 0;
 }
 
 void store_rollback(mdb_store *s)
 {
-	(void)flush_wait(s);
-	flush_forget(s);
 	batch_clear(s);
 	if (!sqlite3_get_autocommit(s->db))
 		run(s, s->q[Q_ROLLBACK], "roll back");
@@ -1035,7 +894,7 @@ void store_rollback(mdb_store *s)
 void store_txn_counts(const mdb_store *s, uint64_t *put, uint64_t *changed)
 {
 	*put = s->txn_put;
-	*changed = s->flushed_changed;
+	*changed = s->txn_changed;
 }
 
 /* The id of series (sym, iv), added to `series` if new (inside the open
@@ -1056,13 +915,10 @@ static int series_id(mdb_store *s, const char *sym, int64_t iv, int64_t *id)
 			return 0;
 		}
 	}
-	int rc = flush_wait(s); /* the connection is needed */
-	if (rc < 0)
-		return rc;
 	sqlite3_stmt *st = s->q[Q_SERIES_GET];
 	sqlite3_bind_text(st, 1, sym, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, iv);
-	rc = sqlite3_step(st);
+	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*id = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
@@ -1130,7 +986,7 @@ int store_put(mdb_store *s, const struct mdb_record *r)
 	s->txn_put++;
 	if (++b->n < BATCH_ROWS)
 		return 0;
-	rc = s->fl_running ? batch_hand(s, t) : batch_flush(s, t);
+	rc = batch_flush(s, t);
 	if (rc < 0)
 		batch_clear(s);
 	return rc < 0 ? rc : 0;
@@ -1138,9 +994,6 @@ int store_put(mdb_store *s, const struct mdb_record *r)
 
 int store_cursor_put(mdb_store *s, const char *ring, const char *consumer, uint64_t pos)
 {
-	int rc = flush_wait(s);
-	if (rc < 0)
-		return rc;
 	sqlite3_stmt *st = s->q[Q_CURSOR_PUT];
 	sqlite3_bind_text(st, 1, ring, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, consumer, -1, SQLITE_STATIC);
@@ -1150,7 +1003,6 @@ int store_cursor_put(mdb_store *s, const char *ring, const char *consumer, uint6
 
 int store_cursor_get(mdb_store *s, const char *ring, const char *consumer, uint64_t *pos)
 {
-	(void)flush_wait(s);
 	sqlite3_stmt *st = s->q[Q_CURSOR_GET];
 	sqlite3_bind_text(st, 1, ring, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, consumer, -1, SQLITE_STATIC);
@@ -1189,9 +1041,7 @@ static int prune_next(mdb_store *s)
 int store_prune_step(mdb_store *s, int64_t cutoff_ns, int limit, int64_t *deleted)
 {
 	*deleted = 0;
-	int rc = flush_wait(s); /* only between transactions: idle already */
-	if (rc < 0)
-		return rc;
+	int rc;
 	if (!s->prune_sid && (rc = prune_next(s)) <= 0) {
 		s->prune_table = 0; /* the pass is over; the next call starts another */
 		return rc;
@@ -1225,7 +1075,6 @@ int store_prune_step(mdb_store *s, int64_t cutoff_ns, int limit, int64_t *delete
 
 int store_empty(mdb_store *s)
 {
-	(void)flush_wait(s); /* the connection is needed */
 	int64_t any;
 	int rc = query_int(
 	    s, "SELECT EXISTS (SELECT 1 FROM bar_data) OR EXISTS (SELECT 1 FROM feat_data)", &any,
@@ -1235,7 +1084,6 @@ int store_empty(mdb_store *s)
 
 int store_integrity(mdb_store *s, char *msg, size_t len)
 {
-	(void)flush_wait(s); /* the connection is needed */
 	sqlite3_stmt *st;
 	int rc = sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL);
 	if (rc != SQLITE_OK)
@@ -1256,7 +1104,6 @@ int store_integrity(mdb_store *s, char *msg, size_t len)
 
 int store_summary(mdb_store *s, int (*fn)(const struct store_series *ser, void *arg), void *arg)
 {
-	(void)flush_wait(s); /* the connection is needed */
 	for (int t = 0; t < NTABLES; t++) {
 		char sql[256];
 		sqlite3_stmt *st;
@@ -1295,7 +1142,6 @@ int store_history(mdb_store *s, const struct store_range *q,
 		  int (*fn)(const struct mdb_record *bar, const struct mdb_record *feat, void *arg),
 		  void *arg)
 {
-	(void)flush_wait(s); /* the connection is needed */
 	/* the newest N are found walking the key backwards, then put in order */
 	static const char cols[] =
 	    "SELECT b.ts, b.o, b.h, b.l, b.c, b.v, b.n, b.bv, b.av, b.f, b.src,"
@@ -1366,7 +1212,6 @@ int store_history(mdb_store *s, const struct store_range *q,
 
 int store_size(mdb_store *s, uint64_t *db_bytes, uint64_t *wal_bytes)
 {
-	(void)flush_wait(s); /* the connection is needed */
 	int64_t pages, psz;
 	int rc;
 	if ((rc = query_int(s, "PRAGMA page_count", &pages, "page_count")) < 0 ||

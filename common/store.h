@@ -37,7 +37,6 @@ struct store_opts {
 	int busy_ms;		 /* wait this long for a lock before -EBUSY */
 	int cache_mib;		 /* page cache per connection */
 	int ckpt_pages;		 /* WAL pages that start a checkpoint; 0: 4096 */
-	bool no_flush_thread;	 /* write chunks on the caller's thread (one CPU) */
 	bool readonly;		 /* never create, migrate or write (mdb-write --check) */
 };
 
@@ -67,21 +66,17 @@ int store_begin(mdb_store *s);
 /* Queue a bar or feat record for an upsert in the open transaction, adding
  * its series when new. Queued records are written a chunk at a time, in
  * the order they were put (a key put twice ends with the later values):
- * when a chunk fills, by store_flush() and by store_commit(). A full chunk
- * is written by the store's flusher thread while the caller goes on filling
- * the next (unless no_flush_thread). Returns 0, -EINVAL for other record
- * types, -EROFS on a read-only store, or -errno from writing a chunk, this
- * one or an earlier one of the transaction (then roll back). Allocates
- * nothing: the record's values are copied, series ids cached in a table
- * made by store_open(). */
+ * when a chunk fills, by store_flush() and by store_commit(). Returns 0,
+ * -EINVAL for other record types, -EROFS on a read-only store, or -errno
+ * from writing a full chunk (then roll back). Allocates nothing: the
+ * record's values are copied, series ids cached in a table made by
+ * store_open(). */
 int store_put(mdb_store *s, const struct mdb_record *r);
-/* Write the queued records now (waiting for the flusher). Returns how many
- * records put since the last store_flush() added or changed a row (an
- * identical row already there is not changed), or -errno. */
+/* Write the queued records now. Returns how many of them added or changed
+ * a row (an identical row already there is not changed), or -errno. */
 int store_flush(mdb_store *s);
 /* Records put since store_begin() and how many of them added or changed a
- * row as of the last store_flush() or store_commit() (all of them once
- * store_commit() has succeeded). */
+ * row so far (all of them once store_commit() has succeeded). */
 void store_txn_counts(const mdb_store *s, uint64_t *put, uint64_t *changed);
 /* Save the position of consumer `consumer` in ring `ring` (inside the
  * transaction whose rows it covers). Returns 0 or -errno. */

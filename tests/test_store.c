@@ -231,67 +231,6 @@ Test(store, a_batch_keeps_the_last_value_of_each_key_across_chunks)
 	cr_expect_eq(sql_real("SELECT rsi FROM feats"), 20);
 }
 
-/* Three transactions of several chunks each: one committed, one rolled
- * back with chunks written, one adding series while a chunk is written.
- * Returns a digest of what the database then holds; *put and *changed get
- * the last transaction's counts. */
-static void write_stream(const struct store_opts *o, int64_t digest[4], uint64_t *put,
-			 uint64_t *changed)
-{
-	mdb_store *s = open_ok(o);
-	static const char *syms[] = {"ES", "NQ", "YM", "RTY", "CL", "GC"};
-	for (int txn = 0; txn < 3; txn++) {
-		cr_assert_eq(store_begin(s), 0, "%s", store_errmsg(s));
-		int nsym = txn == 2 ? 6 : 3; /* the last one adds series mid-way */
-		for (int i = 0; i < 6 * 2334; i++) { /* minutes 0 to 2333 */
-			int k = i < 7000 ? i % 3 : i % nsym;
-			struct mdb_record r = bar(syms[k], (i / 6) * MIN_NS, 10 * txn + i % 11,
-						  i % 5 ? MDB_F_FINAL : 0);
-			cr_assert_eq(store_put(s, &r), 0, "%s", store_errmsg(s));
-			if (i % 4 == 0) {
-				struct mdb_record f = feat(syms[k], (i / 6) * MIN_NS, i % 13);
-				cr_assert_eq(store_put(s, &f), 0, "%s", store_errmsg(s));
-			}
-		}
-		if (txn == 1) {
-			store_rollback(s);
-			continue;
-		}
-		cr_assert_eq(store_commit(s), 0, "%s", store_errmsg(s));
-	}
-	store_txn_counts(s, put, changed);
-	store_close(&s);
-	digest[0] = sql_int("SELECT count(*) FROM bars");
-	digest[1] = sql_int("SELECT sum(c * (ts / 60000000000 % 1009) + f) FROM bars");
-	digest[2] = sql_int("SELECT count(*) FROM feats");
-	digest[3] = sql_int("SELECT sum(rsi * (ts / 60000000000 % 1009)) FROM feats");
-}
-
-/* The flusher thread writes chunks while the caller fills the next: the
- * database ends the same as when every chunk is written by the caller. */
-Test(store, the_flusher_thread_writes_what_the_caller_would)
-{
-	struct store_opts o;
-	store_opts_default(&o);
-	o.no_flush_thread = true;
-	int64_t one[4], two[4];
-	uint64_t put1, ch1, put2, ch2;
-	write_stream(&o, one, &put1, &ch1);
-	cr_assert_eq(unlink(path), 0);
-	o.no_flush_thread = false;
-	write_stream(&o, two, &put2, &ch2);
-	for (int i = 0; i < 4; i++)
-		cr_expect_eq(one[i], two[i], "digest %d: %lld alone, %lld with the flusher", i,
-			     (long long)one[i], (long long)two[i]);
-	cr_expect_eq(put1, put2);
-	cr_expect_eq(ch1, ch2);
-	cr_expect_eq(put2, 6 * 2334 + 6 * 2334 / 4);
-	/* three series at each of 2334 minutes, and the three series added
-	 * from record 7000 on (minute 1166, 7000 % 6 = 4: the fourth series
-	 * from minute 1167) to minute 2333 */
-	cr_expect_eq(one[0], 3 * 2334 + 1167 + 2 * 1168, "%lld rows", (long long)one[0]);
-}
-
 /* A rolled-back transaction takes its queued records with it. */
 Test(store, a_rollback_drops_queued_records)
 {

@@ -44,7 +44,6 @@ enum {
 	OPT_PRUNE_BATCH,
 	OPT_PRUNE_EVERY,
 	OPT_MAX_SIZE,
-	OPT_NO_FLUSH_THREAD,
 };
 
 static _Noreturn void usage(FILE *out)
@@ -55,7 +54,7 @@ static _Noreturn void usage(FILE *out)
 	    "                 [--ring-size SIZE]\n"
 	    "                 [--batch-time DURATION] [--batch-rows N] [--synchronous MODE]\n"
 	    "                 [--retention DURATION] [--prune-batch N] [--prune-every DURATION]\n"
-	    "                 [--max-size SIZE] [--no-flush-thread] DATABASE\n"
+	    "                 [--max-size SIZE] DATABASE\n"
 	    "       mdb-write --check DATABASE\n"
 	    "Write bar and feat records into the SQLite database DATABASE.\n"
 	    "  -i, --input ENDPOINT    read from ENDPOINT (repeatable; default -)\n"
@@ -71,7 +70,6 @@ static _Noreturn void usage(FILE *out)
 	    "      --prune-batch N     rows deleted per pruning transaction (default 5000)\n"
 	    "      --prune-every D     start a pruning pass every D (default 1h)\n"
 	    "      --max-size SIZE     never grow the database past SIZE (default no limit)\n"
-	    "      --no-flush-thread   write every chunk on the reading thread (one CPU)\n"
 	    "      --check             verify DATABASE and print a summary; exit 0 sound,\n"
 	    "                          1 damaged or unreadable, 3 empty (run a backfill)\n"
 	    "  -h, --help              show this help\n"
@@ -409,7 +407,6 @@ int main(int argc, char **argv)
 	    {"prune-batch", required_argument, NULL, OPT_PRUNE_BATCH},
 	    {"prune-every", required_argument, NULL, OPT_PRUNE_EVERY},
 	    {"max-size", required_argument, NULL, OPT_MAX_SIZE},
-	    {"no-flush-thread", no_argument, NULL, OPT_NO_FLUSH_THREAD},
 	    CLI_STAGE_LONGOPTS,
 	    {NULL, 0, NULL, 0},
 	};
@@ -476,9 +473,6 @@ int main(int argc, char **argv)
 			if (cli_parse_size(optarg, &u) < 0 || u < 65536)
 				die(2, "--max-size: not a size of at least 64k: '%s'", optarg);
 			w.so.max_bytes = u;
-			break;
-		case OPT_NO_FLUSH_THREAD:
-			w.so.no_flush_thread = true;
 			break;
 		default:
 			usage(stderr);
