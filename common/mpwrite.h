@@ -92,15 +92,21 @@ static inline unsigned mp_str_head_size(size_t n)
 	return n < 32 ? 1 : 2; /* fixstr, str 8 */
 }
 
+/* A string of n < 32 bytes (a fixstr: a key). */
+static inline uint8_t *mp_put_fixstr(uint8_t *o, const char *s, size_t n)
+{
+	*o++ = (uint8_t)(0xa0 | (n & 31));
+	memcpy(o, s, n & 31);
+	return o + (n & 31);
+}
+
 /* A string of n < 256 bytes. */
 static inline uint8_t *mp_put_str(uint8_t *o, const char *s, size_t n)
 {
-	if (n < 32) {
-		*o++ = (uint8_t)(0xa0 | n);
-	} else {
-		*o++ = 0xd9;
-		*o++ = (uint8_t)n;
-	}
+	if (n < 32)
+		return mp_put_fixstr(o, s, n);
+	*o++ = 0xd9;
+	*o++ = (uint8_t)n;
 	memcpy(o, s, n);
 	return o + n;
 }

@@ -110,7 +110,7 @@ int scid_map_append(uint8_t *buf, size_t len, size_t cap, unsigned n, const uint
 /* The extra keys, as the encoders write them (mpwrite.h). */
 static uint8_t *put_key(uint8_t *p, const char *key)
 {
-	return mp_put_str(p, key, strnlen(key, 31));
+	return mp_put_fixstr(p, key, strnlen(key, 31));
 }
 
 size_t scid_kv_f64(uint8_t *p, const char *key, double v)
