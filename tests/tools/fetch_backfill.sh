@@ -19,13 +19,14 @@ symbol AAPL td
 symbol MSFT pg
 CONF
 t0=$SECONDS
+bf_start=$(date +%s)
 "$bin/mdb-fetch" -c "$tmp/fetch.conf" --json --backfill 89d >"$tmp/bf.jsonl" 2>"$tmp/err" ||
 	fail "backfill failed: $(cat "$tmp/err")"
 grep -Eq '^mdb-fetch: backfill: 4 symbols, [0-9]+ requests, [0-9]+ bars, 100%, done$' "$tmp/err" ||
 	grep -Eq '^backfill: 4 symbols, [0-9]+ requests, [0-9]+ bars, 100%, done$' "$tmp/err" ||
 	fail "no final progress line: $(cat "$tmp/err")"
 check_bars "$tmp/bf.jsonl" >"$tmp/counts"
-python3 - "$tmp/bf.jsonl" <<'PY' || fail "backfilled bars: $(cat "$tmp/counts")"
+python3 - "$tmp/bf.jsonl" "$bf_start" <<'PY' || fail "backfilled bars: $(cat "$tmp/counts")"
 import json, sys, time, collections
 iv = 3600
 by = collections.defaultdict(list)
@@ -34,16 +35,20 @@ for line in open(sys.argv[1]):
     assert r["f"] == 1, ("not final", r)
     assert r["iv"] == iv
     by[r["s"]].append(r["ts"] // 10**9)
-now = time.time()
+now, started = time.time(), int(sys.argv[2])
 assert sorted(by) == ["AAPL", "IBM", "MSFT", "NQ"], by.keys()
 for s, ts in by.items():
     assert ts == sorted(ts) and len(set(ts)) == len(ts), (s, "repeated or out of order")
     assert abs(ts[0] - (now - 89 * 86400)) <= 2 * iv, (s, "first", ts[0])
-    # the last final hour, or for NQ the last one Yahoo has (none where k % 11 == 5)
-    last = int(now) // iv - 1
-    while s == "NQ" and last % 11 == 5:
-        last -= 1
-    assert ts[-1] == last * iv, (s, "last", ts[-1])
+    # the last final hour, or for NQ the last one Yahoo has (none where
+    # k % 11 == 5), as of when the backfill started or ended: the hour may
+    # have turned while it ran
+    def last_final(t):
+        last = int(t) // iv - 1
+        while s == "NQ" and last % 11 == 5:
+            last -= 1
+        return last * iv
+    assert ts[-1] in (last_final(started), last_final(now)), (s, "last", ts[-1])
     want = [k * iv for k in range(ts[0] // iv, ts[-1] // iv + 1)
             if s != "NQ" or k % 11 != 5]
     assert ts == want, (s, "gaps", len(ts), len(want), sorted(set(want) - set(ts))[:8])
