@@ -167,11 +167,13 @@ static int emit_feat(struct engine *e, const struct mdb_record *f)
 {
 	void *dst;
 	int rc;
-	while ((rc = outputs_claim(e->out, MDB_REC_FEAT, MDB_REC_MAX_BYTES, &dst)) == -ETIMEDOUT &&
+	/* waited on as emit() waits in outputs_write() */
+	while (((rc = outputs_claim(e->out, MDB_REC_FEAT, MDB_REC_MAX_BYTES, &dst)) == -EINTR ||
+		rc == -ETIMEDOUT) &&
 	       !cli_stopping())
-		counter_add(e->c_held, 1);
-	if (rc == -ETIMEDOUT)
-		return -EINTR;
+		counter_add(e->c_held, rc == -ETIMEDOUT);
+	if (rc == -ETIMEDOUT || rc == -EINTR)
+		return -EINTR; /* stopping, f unwritten */
 	if (rc == 0) {
 		int n = record_encode(f, dst, MDB_REC_MAX_BYTES);
 		if (n < 0) { /* never committed: the next claim takes the room */
