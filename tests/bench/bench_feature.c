@@ -294,8 +294,7 @@ int main(int argc, char **argv)
 	if (access(o.feature, X_OK) < 0)
 		err(1, "%s", o.feature);
 	snprintf(o.shm, sizeof o.shm, "/dev/shm/mdb-bench-feature.XXXXXX");
-	if (!mkdtemp(o.shm))
-		err(1, "mkdtemp");
+	bench_tmpdir(o.shm);
 	setenv("MDB_SHM_DIR", o.shm, 1);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -315,7 +314,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "run %d: ring->ring %.2f M bars/s (%.0f ns CPU/bar), kernel %.1f M bars/s, recompute %.0f updates/s\n",
 			i + 1, pipe[i] / 1e6, cpu[i], kern[i] / 1e6, rec[i]);
 	}
-	rm_rf(o.shm);
+	bench_rmtmp(o.shm);
 	if (status)
 		return status;
 	double mp = median(pipe, o.runs), mk = median(kern, o.runs), mr = median(rec, o.runs);

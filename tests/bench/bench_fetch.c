@@ -737,8 +737,7 @@ int main(int argc, char **argv)
 	if (access(o.fetch, X_OK) < 0)
 		err(1, "%s", o.fetch);
 	snprintf(o.dir, sizeof o.dir, "/tmp/mdb-bench-fetch.XXXXXX");
-	if (!mkdtemp(o.dir))
-		err(1, "mkdtemp");
+	bench_tmpdir(o.dir);
 	setenv("MDB_SHM_DIR", o.dir, 1);
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -856,6 +855,6 @@ int main(int argc, char **argv)
 	}
 	munmap(st, sizeof *st);
 	curl_global_cleanup();
-	rm_rf(o.dir);
+	bench_rmtmp(o.dir);
 	return status;
 }

@@ -738,8 +738,8 @@ int main(int argc, char **argv)
 		err(2, "%s (set MDB_BUILD_DIR)", b.watch);
 	snprintf(b.dir, sizeof b.dir, "%s/mdb-bench-watch.XXXXXX", dir);
 	snprintf(b.shm, sizeof b.shm, "/dev/shm/mdb-bench-watch.XXXXXX");
-	if (!mkdtemp(b.dir) || !mkdtemp(b.shm))
-		err(1, "mkdtemp");
+	bench_tmpdir(b.dir);
+	bench_tmpdir(b.shm);
 	setenv("MDB_SHM_DIR", b.shm, 1);
 	signal(SIGPIPE, SIG_IGN);
 	bool wd = have_watchdog();
@@ -863,7 +863,7 @@ int main(int argc, char **argv)
 		       mcu / 1e6 >= TARGET_CATCHUP_MPS ? "met" : "MISSED");
 	free(lat);
 	free(plat);
-	rm_rf(b.dir);
-	rm_rf(b.shm);
+	bench_rmtmp(b.dir);
+	bench_rmtmp(b.shm);
 	return 0;
 }

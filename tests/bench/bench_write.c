@@ -567,8 +567,8 @@ int main(int argc, char **argv)
 		err(2, "%s (set MDB_BUILD_DIR)", b.writer);
 	snprintf(b.dir, sizeof b.dir, "%s/mdb-bench-write.XXXXXX", dir);
 	snprintf(b.shm, sizeof b.shm, "/dev/shm/mdb-bench-write.XXXXXX");
-	if (!mkdtemp(b.dir) || !mkdtemp(b.shm))
-		err(1, "mkdtemp");
+	bench_tmpdir(b.dir);
+	bench_tmpdir(b.shm);
 	setenv("MDB_SHM_DIR", b.shm, 1);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -649,8 +649,8 @@ int main(int argc, char **argv)
 			   : "",
 		       reader_ok ? "met" : "MISSED");
 	free(rd.lat);
-	rm_rf(b.dir);
-	rm_rf(b.shm);
+	bench_rmtmp(b.dir);
+	bench_rmtmp(b.shm);
 	if (!reader_ok)
 		errx(1,
 		     "the reader waited up to %.2f ms, p99 %.2f ms (%ld queries): longer than a "

@@ -709,8 +709,7 @@ static void payload_measure(const char *syms, int ticks, struct payload *lvc, st
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	char dir[512], cmd[4096];
 	snprintf(dir, sizeof dir, "%s/mdb-benchws-pl.XXXXXX", tmp);
-	if (!mkdtemp(dir))
-		err(1, "mkdtemp");
+	bench_tmpdir(dir);
 	snprintf(cmd, sizeof cmd,
 		 "cd '%s' && '%s/tools/mdb-sim' -d . %s -r 0 -n %d --quotes 0.3 "
 		 "--log ticks.jsonl >/dev/null && '%s/tools/mdb-validate' --json -I 1s,1m "
@@ -767,7 +766,7 @@ static void payload_measure(const char *syms, int ticks, struct payload *lvc, st
 	}
 	fclose(f);
 	codec_free(&codec);
-	rm_rf(dir);
+	bench_rmtmp(dir);
 }
 
 static double saved(uint64_t delta, uint64_t snap)
@@ -991,8 +990,7 @@ int main(int argc, char **argv)
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	char dir[512];
 	snprintf(dir, sizeof dir, "%s/mdb-benchws.XXXXXX", tmp);
-	if (!mkdtemp(dir))
-		err(1, "mkdtemp");
+	bench_tmpdir(dir);
 	setenv("MDB_SHM_DIR", dir, 1);
 	raise_nofile(sizes[nsizes - 1]);
 	B.c = calloc((size_t)sizes[nsizes - 1], sizeof *B.c);
@@ -1016,6 +1014,6 @@ int main(int argc, char **argv)
 			scenario("pushed hard", (double)PUSHED_FPS * B.nsym / B.n, GOAL_PUSHED);
 		}
 	}
-	rm_rf(dir);
+	bench_rmtmp(dir);
 	return 0;
 }

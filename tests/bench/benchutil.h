@@ -48,6 +48,49 @@ static inline void rm_rf(const char *dir)
 	nftw(dir, bench_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* mkdtemp(tmpl), exiting on failure, and rm -rf of it at exit (exit, err,
+ * errx or a return from main, in the process that made it: not in a forked
+ * child), so a benchmark that stops on an error leaves nothing behind in
+ * /dev/shm or the disk. Returns tmpl. */
+#define BENCH_MAX_TMP 4
+static char bench_tmp[BENCH_MAX_TMP][PATH_MAX];
+static pid_t bench_tmp_owner;
+
+static inline void bench_tmp_cleanup(void)
+{
+	if (getpid() != bench_tmp_owner)
+		return;
+	for (int i = 0; i < BENCH_MAX_TMP; i++)
+		if (bench_tmp[i][0])
+			rm_rf(bench_tmp[i]);
+}
+
+static inline char *bench_tmpdir(char *tmpl)
+{
+	int i = 0;
+	while (i < BENCH_MAX_TMP && bench_tmp[i][0])
+		i++;
+	if (i == BENCH_MAX_TMP || strlen(tmpl) >= PATH_MAX)
+		errx(1, "bench_tmpdir: %s: too many or too long", tmpl);
+	if (!mkdtemp(tmpl))
+		err(1, "mkdtemp %s", tmpl);
+	if (!bench_tmp_owner) {
+		bench_tmp_owner = getpid();
+		atexit(bench_tmp_cleanup);
+	}
+	memcpy(bench_tmp[i], tmpl, strlen(tmpl) + 1);
+	return tmpl;
+}
+
+/* rm -rf a directory made by bench_tmpdir() now, and forget it. */
+static inline void bench_rmtmp(const char *dir)
+{
+	for (int i = 0; i < BENCH_MAX_TMP; i++)
+		if (bench_tmp[i][0] && strcmp(bench_tmp[i], dir) == 0)
+			bench_tmp[i][0] = '\0';
+	rm_rf(dir);
+}
+
 /* The build directory whose tools/ the benchmark runs: $MDB_BUILD_DIR, or
  * the one this executable sits in (BUILD/tests/bench/bench_NAME). The
  * string is static. */
