@@ -86,7 +86,9 @@ int cli_check_endpoints(struct mdb_cli *c, const char *extra)
 {
 	const char *why;
 	for (int i = 0; i < c->nin + c->nout + 1; i++) {
-		const char *uri = i < c->nin ? c->in[i] : i < c->nin + c->nout ? c->out[i - c->nin] : extra;
+		const char *uri = i < c->nin		 ? c->in[i]
+				  : i < c->nin + c->nout ? c->out[i - c->nin]
+							 : extra;
 		if (uri && ep_parse_check(uri, &why) < 0)
 			return fail(c, "%s: %s", uri, why);
 	}
@@ -117,10 +119,23 @@ int cli_parse_size(const char *s, unsigned long long *out)
 		return -EINVAL;
 	unsigned shift = 0;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	default: break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (*end == 'B' || *end == 'b')
 		end++;
@@ -142,8 +157,8 @@ int cli_parse_duration(const char *s, long long *out_ns)
 	static const struct {
 		const char *sfx;
 		double mul;
-	} units[] = {{"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"", 1e9},
-		     {"m", 60e9}, {"h", 3600e9}, {"d", 86400e9}};
+	} units[] = {{"ns", 1}, {"us", 1e3}, {"ms", 1e6},   {"s", 1e9},
+		     {"", 1e9}, {"m", 60e9}, {"h", 3600e9}, {"d", 86400e9}};
 	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
 		if (strcmp(end, units[i].sfx) == 0) {
 			double ns = v * units[i].mul;

@@ -7,8 +7,8 @@
 
 #include <getopt.h>
 #include <stdatomic.h>
-#include <stdint.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define CLI_MAX_ENDPOINTS 16
@@ -26,23 +26,27 @@ enum {
 	{"input", required_argument, NULL, 'i'}, {"output", required_argument, NULL, 'o'},         \
 	    {"name", required_argument, NULL, CLI_OPT_NAME},                                       \
 	    {"json", no_argument, NULL, CLI_OPT_JSON}, {"help", no_argument, NULL, 'h'},           \
-	    {"version", no_argument, NULL, 'V'}
+	{                                                                                          \
+		"version", no_argument, NULL, 'V'                                                  \
+	}
 
 /* --from and --ring-size, for the tools that consume and produce rings. */
 #define CLI_STAGE_LONGOPTS                                                                         \
 	{"from", required_argument, NULL, CLI_OPT_FROM},                                           \
-	    {"ring-size", required_argument, NULL, CLI_OPT_RING_SIZE}
+	{                                                                                          \
+		"ring-size", required_argument, NULL, CLI_OPT_RING_SIZE                            \
+	}
 #define CLI_STAGE_USAGE                                                                            \
-	"      --from start|end    where a new consumer starts in an input ring (default end)\n"    \
+	"      --from start|end    where a new consumer starts in an input ring (default end)\n"   \
 	"      --ring-size SIZE    capacity of rings this creates (default 64M)\n"
 
 /* Usage lines for the shared options, to print inside a tool's usage(). */
 #define CLI_USAGE                                                                                  \
-	"  -i, --input ENDPOINT    read from ENDPOINT (repeatable; default -)\n"                     \
-	"  -o, --output ENDPOINT   write to ENDPOINT (repeatable; default -)\n"                      \
-	"      --name NAME         consumer name in input rings (default: the tool's name)\n"       \
-	"      --json              stdin/stdout carry JSON lines, not MessagePack\n"                 \
-	"  -h, --help              show this help\n"                                                  \
+	"  -i, --input ENDPOINT    read from ENDPOINT (repeatable; default -)\n"                   \
+	"  -o, --output ENDPOINT   write to ENDPOINT (repeatable; default -)\n"                    \
+	"      --name NAME         consumer name in input rings (default: the tool's name)\n"      \
+	"      --json              stdin/stdout carry JSON lines, not MessagePack\n"               \
+	"  -h, --help              show this help\n"                                               \
 	"  -V, --version           show the version\n"
 
 /* The last line of every usage text that takes endpoints. */
@@ -55,15 +59,18 @@ struct mdb_cli {
 	int nout;
 	const char *name; /* NULL: the tool's name */
 	bool json;
-	bool help;    /* -h was given */
-	bool version; /* -V was given */
-	int from;            /* enum ring_from; -1: not given */
+	bool help;		      /* -h was given */
+	bool version;		      /* -V was given */
+	int from;		      /* enum ring_from; -1: not given */
 	unsigned long long ring_size; /* 0: not given */
-	char err[160];       /* why cli_option() failed */
+	char err[160];		      /* why cli_option() failed */
 };
 
 /* Start a struct mdb_cli: nothing given yet. */
-#define CLI_INIT {.from = -1}
+#define CLI_INIT                                                                                   \
+	{                                                                                          \
+		.from = -1                                                                         \
+	}
 
 /* Handle one option returned by getopt_long. Returns 1 when it was a shared
  * option, 0 when the tool must handle it, or -EINVAL / -E2BIG with c->err

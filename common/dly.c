@@ -17,11 +17,13 @@ static const struct {
 	const char *name; /* lower case, no spaces */
 	enum dly_col col;
 } dly_names[] = {
-    {"date", DLY_DATE},         {"time", DLY_TIME},           {"open", DLY_OPEN},
-    {"high", DLY_HIGH},         {"low", DLY_LOW},             {"close", DLY_CLOSE},
-    {"last", DLY_CLOSE},        {"volume", DLY_VOLUME},       {"openinterest", DLY_OI},
-    {"numberoftrades", DLY_TRADES}, {"trades", DLY_TRADES},  {"#oftrades", DLY_TRADES},
-    {"bidvolume", DLY_BIDVOL},  {"askvolume", DLY_ASKVOL},
+    {"date", DLY_DATE},	       {"time", DLY_TIME},
+    {"open", DLY_OPEN},	       {"high", DLY_HIGH},
+    {"low", DLY_LOW},	       {"close", DLY_CLOSE},
+    {"last", DLY_CLOSE},       {"volume", DLY_VOLUME},
+    {"openinterest", DLY_OI},  {"numberoftrades", DLY_TRADES},
+    {"trades", DLY_TRADES},    {"#oftrades", DLY_TRADES},
+    {"bidvolume", DLY_BIDVOL}, {"askvolume", DLY_ASKVOL},
 };
 
 /* The line without its line end. */
@@ -158,8 +160,8 @@ int dly_line_parse(const struct dly_header *h, const char *line, size_t len, str
 	if (len > DLY_LINE_MAX)
 		return *why = "line too long", -EBADMSG;
 	double *val[DLY_NCOLS] = {
-	    [DLY_OPEN] = &b->o,   [DLY_HIGH] = &b->h,   [DLY_LOW] = &b->l,
-	    [DLY_CLOSE] = &b->c,  [DLY_VOLUME] = &b->v, [DLY_OI] = &b->oi,
+	    [DLY_OPEN] = &b->o,	  [DLY_HIGH] = &b->h,	 [DLY_LOW] = &b->l,
+	    [DLY_CLOSE] = &b->c,  [DLY_VOLUME] = &b->v,	 [DLY_OI] = &b->oi,
 	    [DLY_TRADES] = &b->n, [DLY_BIDVOL] = &b->bv, [DLY_ASKVOL] = &b->av,
 	};
 	b->o = b->h = b->l = b->c = b->v = b->oi = b->n = b->bv = b->av = NAN;

@@ -9,11 +9,10 @@
  *   2025/9/12, 6590.25, 6612.5, 6571, 6603.75, 1402311, 0
  *
  * Columns known (case and spaces ignored): Date (YYYY/M/D, YYYY-MM-DD or
- * YYYYMMDD; years 1900 to 2261, as int64 ns reach), Time (HH:MM, HH:MM:SS or HH:MM:SS.ffffff), Open, High, Low,
- * Close (or Last), Volume, OpenInterest, NumberOfTrades (or Trades),
- * BidVolume, AskVolume; other columns are skipped. Date, Open, High, Low and
- * Close are required. Times are UTC. Pure functions over byte buffers: no
- * allocation, no I/O.
+ * YYYYMMDD; years 1900 to 2261, as int64 ns reach), Time (HH:MM, HH:MM:SS or HH:MM:SS.ffffff),
+ * Open, High, Low, Close (or Last), Volume, OpenInterest, NumberOfTrades (or Trades), BidVolume,
+ * AskVolume; other columns are skipped. Date, Open, High, Low and Close are required. Times are
+ * UTC. Pure functions over byte buffers: no allocation, no I/O.
  */
 #ifndef MDB_DLY_H
 #define MDB_DLY_H
@@ -43,9 +42,9 @@ enum dly_col {
 
 /* What the header line said. */
 struct dly_header {
-	int ncols;                  /* fields per line */
-	uint8_t col[DLY_MAX_COLS];  /* enum dly_col of each field */
-	bool has_time;              /* a Time column: intraday bars */
+	int ncols;		   /* fields per line */
+	uint8_t col[DLY_MAX_COLS]; /* enum dly_col of each field */
+	bool has_time;		   /* a Time column: intraday bars */
 };
 
 /* One data line. Fields the file has no column for are NaN. */

@@ -15,8 +15,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,18 +26,18 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define STDIO_BUF_MIN (64u << 10)
-#define STDIO_BUF_MAX (4u << 20) /* a single record larger than this is refused */
-#define OUT_BUF (64u << 10)
-#define OUT_PUBLISH_EVERY 32u   /* batch mode: ring records published at least this often */
-#define SEQ_FRAME 24                /* {ring_id, prev, pos} */
-#define REPLAY_REQ 32               /* {id, ring_id, from, to} */
-#define REPLAY_HDR 16               /* {id, kind, status} */
-#define REPLAY_CHUNK 2000           /* records per reply; the client asks again */
-#define REPLAY_WAIT_NS 2000000000LL /* silence before a request is sent again */
-#define REPLAY_TRIES 5              /* ... and before a gap is given up */
-#define CURSOR_MAGIC 0x31525543424d44ULL /* "MDBCUR1" */
-#define NOTES 8
+#define STDIO_BUF_MIN	  (64u << 10)
+#define STDIO_BUF_MAX	  (4u << 20) /* a single record larger than this is refused */
+#define OUT_BUF		  (64u << 10)
+#define OUT_PUBLISH_EVERY 32u	       /* batch mode: ring records published at least this often */
+#define SEQ_FRAME	  24	       /* {ring_id, prev, pos} */
+#define REPLAY_REQ	  32	       /* {id, ring_id, from, to} */
+#define REPLAY_HDR	  16	       /* {id, kind, status} */
+#define REPLAY_CHUNK	  2000	       /* records per reply; the client asks again */
+#define REPLAY_WAIT_NS	  2000000000LL /* silence before a request is sent again */
+#define REPLAY_TRIES	  5	       /* ... and before a gap is given up */
+#define CURSOR_MAGIC	  0x31525543424d44ULL /* "MDBCUR1" */
+#define NOTES		  8
 
 enum ep_kind { EP_RING, EP_STDIO, EP_ZMQ };
 
@@ -52,7 +52,7 @@ struct ep_in {
 	bool has_th;
 	int efd;
 	bool armed;
-	_Atomic uint32_t ctl;       /* bumped to arm the watcher or to stop it */
+	_Atomic uint32_t ctl;	    /* bumped to arm the watcher or to stop it */
 	_Atomic uint64_t armed_pos; /* the position the watcher waits to move from */
 	_Atomic bool stop;
 	/* stdio */
@@ -60,7 +60,7 @@ struct ep_in {
 	uint8_t *buf;
 	size_t cap, start, end;
 	uint64_t offset; /* stream offset of buf[start] */
-	uint64_t line;   /* JSON: number of the next line */
+	uint64_t line;	 /* JSON: number of the next line */
 	bool eof;
 	/* zmq */
 	void *sock;
@@ -68,20 +68,20 @@ struct ep_in {
 	bool part_live;
 	/* zmq with a replay server */
 	const char *rp_addr;
-	void *rsock;          /* DEALER to the replay server */
-	uint64_t src;         /* sender's ring_id; 0: nothing received yet */
-	uint64_t expect;      /* end of the last record delivered */
-	bool rp_active;       /* replaying [expect, held_pos) before the held record */
+	void *rsock;	 /* DEALER to the replay server */
+	uint64_t src;	 /* sender's ring_id; 0: nothing received yet */
+	uint64_t expect; /* end of the last record delivered */
+	bool rp_active;	 /* replaying [expect, held_pos) before the held record */
 	bool rp_sent;
 	int rp_tries;
 	uint64_t rp_id;
 	int64_t rp_deadline;
-	zmq_msg_t held;       /* the live record that revealed the gap */
+	zmq_msg_t held; /* the live record that revealed the gap */
 	bool held_live;
 	uint64_t held_seq[3];
 	struct ep_zstats zs;
 	uint64_t gap_replayed; /* records replayed for the current gap */
-	int cfd;              /* cursor file, locked */
+	int cfd;	       /* cursor file, locked */
 	_Atomic uint64_t *cur; /* its {magic, src, expect} */
 };
 
@@ -96,7 +96,7 @@ struct mdb_inputs {
 	_Atomic uint32_t *stop_word;
 	int stop_fd;
 	mdb_codec *codec;
-	uint8_t *jout; /* JSON line converted to MessagePack */
+	uint8_t *jout;		/* JSON line converted to MessagePack */
 	mdb_ring_consumer **cs; /* the ring inputs, for ring_wait_any */
 	struct pollfd *pfd;
 	uint64_t laps;
@@ -117,7 +117,7 @@ struct mdb_outputs {
 	struct ep_out *out;
 	int n;
 	bool json;
-	bool seq; /* ZeroMQ: add the sequence frame */
+	bool seq;   /* ZeroMQ: add the sequence frame */
 	bool batch; /* ring records are published by outputs_flush() */
 	int64_t timeout_ns;
 	uint8_t *wbuf; /* stdout buffer */
@@ -289,8 +289,9 @@ static mdb_ring *ring_open_or_create(const char *uri, const char *name, bool cre
 	if (!r && *err == -ENOENT && create) {
 		*err = ring_create(name, o->ring_capacity, o->ring_mode);
 		if (*err < 0) {
-			snprintf(errbuf, errlen, "%s: cannot create a ring of %llu bytes in %s: %s", uri,
-				 (unsigned long long)o->ring_capacity, shm_dir(), strerror(-*err));
+			snprintf(errbuf, errlen, "%s: cannot create a ring of %llu bytes in %s: %s",
+				 uri, (unsigned long long)o->ring_capacity, shm_dir(),
+				 strerror(-*err));
 			return NULL;
 		}
 		r = ring_open(name, err);
@@ -495,9 +496,8 @@ mdb_inputs *inputs_open(const char *const *uris, int n, const struct ep_opts *o,
 	mdb_inputs *in = calloc(1, sizeof *in);
 	int rc = -ENOMEM;
 	if (!in || !(in->in = calloc(n, sizeof *in->in)) ||
-	    !(in->pfd = calloc(n + 1, sizeof *in->pfd)) ||
-	    !(in->cs = calloc(n, sizeof *in->cs)) || !(in->codec = codec_new()) ||
-	    !(in->jout = malloc(STDIO_BUF_MIN))) {
+	    !(in->pfd = calloc(n + 1, sizeof *in->pfd)) || !(in->cs = calloc(n, sizeof *in->cs)) ||
+	    !(in->codec = codec_new()) || !(in->jout = malloc(STDIO_BUF_MIN))) {
 		snprintf(errbuf, errlen, "out of memory");
 		goto fail;
 	}
@@ -627,7 +627,8 @@ static int parse_stdio(mdb_inputs *in, struct ep_in *e, struct mdb_msg *m)
 			len--;
 		if (len == 0)
 			return 0; /* blank lines are allowed */
-		int n = record_from_json(in->codec, (const char *)p, len, in->jout, STDIO_BUF_MIN, &why);
+		int n = record_from_json(in->codec, (const char *)p, len, in->jout, STDIO_BUF_MIN,
+					 &why);
 		if (n < 0)
 			return bad(in, m, p, len, "stdin line %lu: %s", (unsigned long)line, why);
 		int t = record_peek(in->jout, (size_t)n, NULL, 0, &why);
@@ -647,15 +648,16 @@ static int parse_stdio(mdb_inputs *in, struct ep_in *e, struct mdb_msg *m)
 		/* resynchronise at the next byte that can start a map, and report
 		 * the skipped bytes once */
 		size_t skip = 1;
-		while (skip < avail && !((p[skip] & 0xf0) == 0x80 || p[skip] == 0xde || p[skip] == 0xdf))
+		while (skip < avail &&
+		       !((p[skip] & 0xf0) == 0x80 || p[skip] == 0xde || p[skip] == 0xdf))
 			skip++;
 		if (n == 0)
 			skip = avail; /* at end of input: the rest is a torn record */
 		e->start += skip;
 		e->offset += skip;
-		return bad(in, m, p, skip, "stdin offset %lu: %s (%zu bytes skipped)",
-			   (unsigned long)off,
-			   n == 0 ? "truncated record at end of input" : "not a MessagePack map", skip);
+		return bad(
+		    in, m, p, skip, "stdin offset %lu: %s (%zu bytes skipped)", (unsigned long)off,
+		    n == 0 ? "truncated record at end of input" : "not a MessagePack map", skip);
 	}
 	e->start += (size_t)n;
 	e->offset += (size_t)n;
@@ -746,8 +748,8 @@ static int replay_request(struct ep_in *e)
 	/* DONTWAIT: a server out of reach leaves the request queued (or
 	 * refused); either way the deadline sends it again */
 	return zmq_send(e->rsock, req, sizeof req, ZMQ_DONTWAIT) < 0 && zmq_errno() != EAGAIN
-		       ? -zmq_errno()
-		       : 0;
+		   ? -zmq_errno()
+		   : 0;
 }
 
 /* The gap is closed (or given up): deliver the held live record (none
@@ -791,7 +793,8 @@ static int replay_next(mdb_inputs *in, struct ep_in *e, struct mdb_msg *m)
 				return rc;
 		}
 		int64_t left = e->rp_deadline - mono_ns();
-		zmq_pollitem_t it[2] = {{e->rsock, 0, ZMQ_POLLIN, 0}, {NULL, in->stop_fd, ZMQ_POLLIN, 0}};
+		zmq_pollitem_t it[2] = {{e->rsock, 0, ZMQ_POLLIN, 0},
+					{NULL, in->stop_fd, ZMQ_POLLIN, 0}};
 		int n = left > 0 ? zmq_poll(it, in->stop_fd >= 0 ? 2 : 1, left / 1000000 + 1) : 0;
 		if ((n < 0 && zmq_errno() == EINTR) || (n > 0 && it[1].revents) ||
 		    (in->stop_word && atomic_load_explicit(in->stop_word, memory_order_seq_cst)))
@@ -802,7 +805,8 @@ static int replay_next(mdb_inputs *in, struct ep_in *e, struct mdb_msg *m)
 			if (mono_ns() < e->rp_deadline)
 				continue;
 			if (++e->rp_tries >= REPLAY_TRIES) {
-				notice(in, "%s: no answer from %s: gap given up", e->uri, e->rp_addr);
+				notice(in, "%s: no answer from %s: gap given up", e->uri,
+				       e->rp_addr);
 				e->zs.lost++;
 				return replay_finish(in, e, m);
 			}
@@ -832,7 +836,8 @@ static int replay_next(mdb_inputs *in, struct ep_in *e, struct mdb_msg *m)
 			int rc = recv_record(e->rsock, &e->part, seq);
 			if (rc < 0)
 				return rc;
-			if (rc == 0 || seq[0] != e->src || seq[2] < e->expect || seq[2] >= e->held_seq[2])
+			if (rc == 0 || seq[0] != e->src || seq[2] < e->expect ||
+			    seq[2] >= e->held_seq[2])
 				continue;
 			e->rp_deadline = mono_ns() + REPLAY_WAIT_NS; /* it is answering */
 			e->rp_tries = 0;
@@ -856,11 +861,12 @@ static int replay_next(mdb_inputs *in, struct ep_in *e, struct mdb_msg *m)
 			e->rp_tries = 0;
 			continue;
 		case REPLAY_OVERWRITTEN:
-			notice(in,
-			       "%s: positions %llu..%llu were overwritten in the sender's ring before "
-			       "they could be replayed: records lost",
-			       e->uri, (unsigned long long)e->expect,
-			       (unsigned long long)(next < e->held_seq[2] ? next : e->held_seq[2]));
+			notice(
+			    in,
+			    "%s: positions %llu..%llu were overwritten in the sender's ring before "
+			    "they could be replayed: records lost",
+			    e->uri, (unsigned long long)e->expect,
+			    (unsigned long long)(next < e->held_seq[2] ? next : e->held_seq[2]));
 			e->zs.lost++;
 			if (next > e->expect && next < e->held_seq[2]) {
 				e->expect = next; /* replay what is left */
@@ -890,13 +896,18 @@ static int zmq_track(mdb_inputs *in, struct ep_in *e, const uint64_t seq[3], siz
 {
 	if (seq[0] != e->src || !e->src) {
 		if (e->src)
-			notice(in, "%s: the sender's ring is a new one: starting from its position %llu",
-			       e->uri, (unsigned long long)seq[2]);
+			notice(
+			    in,
+			    "%s: the sender's ring is a new one: starting from its position %llu",
+			    e->uri, (unsigned long long)seq[2]);
 		e->src = seq[0];
 	} else if (!len && seq[1] > e->expect) {
 		e->zs.gaps++;
-		notice(in, "%s: gap: positions %llu..%llu of the sender's ring missing (at a heartbeat), asking %s",
-		       e->uri, (unsigned long long)e->expect, (unsigned long long)seq[2], e->rp_addr);
+		notice(in,
+		       "%s: gap: positions %llu..%llu of the sender's ring missing (at a "
+		       "heartbeat), asking %s",
+		       e->uri, (unsigned long long)e->expect, (unsigned long long)seq[2],
+		       e->rp_addr);
 		memcpy(e->held_seq, seq, sizeof e->held_seq);
 		e->rp_active = true;
 		e->rp_sent = false;
@@ -911,7 +922,8 @@ static int zmq_track(mdb_inputs *in, struct ep_in *e, const uint64_t seq[3], siz
 	} else if (seq[1] > e->expect) {
 		e->zs.gaps++;
 		notice(in, "%s: gap: positions %llu..%llu of the sender's ring missing, asking %s",
-		       e->uri, (unsigned long long)e->expect, (unsigned long long)seq[2], e->rp_addr);
+		       e->uri, (unsigned long long)e->expect, (unsigned long long)seq[2],
+		       e->rp_addr);
 		memcpy(e->held_seq, seq, sizeof e->held_seq);
 		zmq_msg_init(&e->held);
 		zmq_msg_move(&e->held, &e->part);
@@ -1313,7 +1325,8 @@ static int write_one(mdb_outputs *out, struct ep_out *e, const struct mdb_msg *m
 	case EP_STDIO:
 		if (out->json) {
 			const char *why;
-			int n = record_to_json(out->codec, m->data, m->len, out->jbuf, OUT_BUF - 1, &why);
+			int n = record_to_json(out->codec, m->data, m->len, out->jbuf, OUT_BUF - 1,
+					       &why);
 			if (n < 0)
 				return n;
 			out->jbuf[n++] = '\n';
@@ -1399,9 +1412,9 @@ void outputs_close(mdb_outputs **outp)
 
 struct mdb_replay {
 	pthread_t th;
-	void *sock;           /* ROUTER */
-	int efd;              /* written to stop the thread */
-	mdb_ring *ring;       /* our own mapping: its own fd, so its own slot locks */
+	void *sock;	      /* ROUTER */
+	int efd;	      /* written to stop the thread */
+	mdb_ring *ring;	      /* our own mapping: its own fd, so its own slot locks */
 	mdb_ring_consumer *c; /* observer */
 	_Atomic uint64_t records, requests;
 };
@@ -1435,7 +1448,8 @@ static void rs_hdr(uint8_t *h, uint64_t id, uint32_t kind, uint32_t status)
 /* Answer one request [from, to): up to REPLAY_CHUNK records, then the end. */
 static void rs_serve(mdb_replay *rs, zmq_msg_t *peer, const uint8_t *req)
 {
-	uint64_t id = get64(req), src = get64(req + 8), from = get64(req + 16), to = get64(req + 24);
+	uint64_t id = get64(req), src = get64(req + 8), from = get64(req + 16),
+		 to = get64(req + 24);
 	uint8_t hdr[REPLAY_HDR], seq[SEQ_FRAME], nb[8];
 	uint32_t status = REPLAY_DONE;
 	uint64_t next = from, n = 0, me = ring_id(rs->ring);
@@ -1490,7 +1504,8 @@ static void *rs_main(void *arg)
 {
 	mdb_replay *rs = arg;
 	for (;;) {
-		zmq_pollitem_t it[2] = {{rs->sock, 0, ZMQ_POLLIN, 0}, {NULL, rs->efd, ZMQ_POLLIN, 0}};
+		zmq_pollitem_t it[2] = {{rs->sock, 0, ZMQ_POLLIN, 0},
+					{NULL, rs->efd, ZMQ_POLLIN, 0}};
 		if (zmq_poll(it, 2, -1) < 0) {
 			if (zmq_errno() == EINTR)
 				continue;

@@ -40,14 +40,14 @@
 /* One record in transit. data is a MessagePack map and stays valid until the
  * next inputs_read(). */
 struct mdb_msg {
-	uint32_t type;        /* enum mdb_rtype */
+	uint32_t type; /* enum mdb_rtype */
 	uint32_t len;
 	const uint8_t *data;
-	int input;            /* index of the input it came from */
-	uint64_t pos;         /* ring position of the record (ring inputs, and ZeroMQ
-				 inputs with a sequence frame: the sender's), else 0 */
-	uint64_t prev;        /* ... where that ring's reader stood before it */
-	uint64_t src;         /* ... ring_id() of that ring; 0: no sequence */
+	int input;     /* index of the input it came from */
+	uint64_t pos;  /* ring position of the record (ring inputs, and ZeroMQ
+			  inputs with a sequence frame: the sender's), else 0 */
+	uint64_t prev; /* ... where that ring's reader stood before it */
+	uint64_t src;  /* ... ring_id() of that ring; 0: no sequence */
 };
 
 enum replay_status {
@@ -59,35 +59,36 @@ enum replay_status {
 };
 
 struct ep_opts {
-	const char *name;          /* consumer name in input rings */
-	bool json_in;              /* stdin carries JSON lines */
-	bool json_out;             /* stdout carries JSON lines */
-	enum ring_kind kind;       /* input rings: RING_DURABLE (default) or RING_OBSERVER */
-	enum ring_from from;       /* where a new consumer starts */
-	int64_t spin_ns;           /* spin before sleeping; < 0 forever */
-	uint64_t ring_capacity;    /* an output ring that does not exist is made this big */
-	mode_t ring_mode;          /* ... with this mode */
-	int64_t publish_timeout_ns;/* how long a ring output waits for durable consumers; < 0 forever */
-	const char *zmq_topic;     /* SUB filter prefix ("" or NULL: everything) */
-	int zmq_hwm;               /* ZeroMQ high-water mark in messages (0: library default) */
-	bool manual_release;       /* durable input rings advance only in inputs_release() */
-	bool batch_out;            /* output rings publish in outputs_flush() (and before a
-				      wait for space), not per record: the caller flushes
-				      every few records and before it sleeps */
-	bool no_create;            /* input rings must exist (mdb-tap: a typo is an error) */
+	const char *name;	     /* consumer name in input rings */
+	bool json_in;		     /* stdin carries JSON lines */
+	bool json_out;		     /* stdout carries JSON lines */
+	enum ring_kind kind;	     /* input rings: RING_DURABLE (default) or RING_OBSERVER */
+	enum ring_from from;	     /* where a new consumer starts */
+	int64_t spin_ns;	     /* spin before sleeping; < 0 forever */
+	uint64_t ring_capacity;	     /* an output ring that does not exist is made this big */
+	mode_t ring_mode;	     /* ... with this mode */
+	int64_t publish_timeout_ns;  /* how long a ring output waits for durable consumers; < 0
+					forever */
+	const char *zmq_topic;	     /* SUB filter prefix ("" or NULL: everything) */
+	int zmq_hwm;		     /* ZeroMQ high-water mark in messages (0: library default) */
+	bool manual_release;	     /* durable input rings advance only in inputs_release() */
+	bool batch_out;		     /* output rings publish in outputs_flush() (and before a
+					wait for space), not per record: the caller flushes
+					every few records and before it sleeps */
+	bool no_create;		     /* input rings must exist (mdb-tap: a typo is an error) */
 	_Atomic uint32_t *stop_word; /* waits end with -EINTR once this is non-zero */
-	int stop_fd;               /* ... or this fd is readable (-1: none) */
-	bool zmq_seq;              /* ZeroMQ outputs add the sequence frame to ring records */
-	const char *zmq_replay;    /* ZeroMQ input: the replay server to ask for gaps */
-	bool zmq_cursor;           /* ... and keep where it is in $MDB_SHM_DIR/zcursor/NAME.pos */
+	int stop_fd;		     /* ... or this fd is readable (-1: none) */
+	bool zmq_seq;		     /* ZeroMQ outputs add the sequence frame to ring records */
+	const char *zmq_replay;	     /* ZeroMQ input: the replay server to ask for gaps */
+	bool zmq_cursor;	     /* ... and keep where it is in $MDB_SHM_DIR/zcursor/NAME.pos */
 };
 
 /* What a ZeroMQ input with a replay server has seen. */
 struct ep_zstats {
-	uint64_t gaps;       /* gaps detected */
-	uint64_t replayed;   /* records received by replay */
-	uint64_t dups;       /* records dropped as already received */
-	uint64_t lost;       /* gaps (or parts) the sender could no longer replay */
+	uint64_t gaps;	   /* gaps detected */
+	uint64_t replayed; /* records received by replay */
+	uint64_t dups;	   /* records dropped as already received */
+	uint64_t lost;	   /* gaps (or parts) the sender could no longer replay */
 };
 
 /* Defaults: durable, from the end, 20 us spin, 64 MiB rings of mode 0660,

@@ -15,7 +15,7 @@
 #define NS 1000000000LL
 
 static const char *const type_names[FSRC_NTYPES] = {"yahoo", "alphavantage", "twelvedata",
-						     "polygon"};
+						    "polygon"};
 
 int fsrc_type_parse(const char *name)
 {
@@ -49,15 +49,14 @@ struct ivname {
 	const char *name;
 };
 
-static const struct ivname yahoo_iv[] = {{60, "1m"},    {120, "2m"},   {300, "5m"},
-					 {900, "15m"},  {1800, "30m"}, {3600, "60m"},
+static const struct ivname yahoo_iv[] = {{60, "1m"},	{120, "2m"},   {300, "5m"},
+					 {900, "15m"},	{1800, "30m"}, {3600, "60m"},
 					 {5400, "90m"}, {86400, "1d"}, {0, NULL}};
-static const struct ivname av_iv[] = {{60, "1min"},   {300, "5min"},   {900, "15min"},
+static const struct ivname av_iv[] = {{60, "1min"},    {300, "5min"},	{900, "15min"},
 				      {1800, "30min"}, {3600, "60min"}, {0, NULL}};
-static const struct ivname td_iv[] = {{60, "1min"},  {300, "5min"},  {900, "15min"},
-				      {1800, "30min"}, {2700, "45min"}, {3600, "1h"},
-				      {7200, "2h"},    {14400, "4h"},   {86400, "1day"},
-				      {0, NULL}};
+static const struct ivname td_iv[] = {
+    {60, "1min"}, {300, "5min"}, {900, "15min"}, {1800, "30min"}, {2700, "45min"},
+    {3600, "1h"}, {7200, "2h"},	 {14400, "4h"},	 {86400, "1day"}, {0, NULL}};
 
 static const char *iv_name(const struct ivname *t, int iv)
 {
@@ -170,7 +169,8 @@ int fsrc_url(enum fsrc_type t, const struct fsrc_req *rq, char *buf, size_t cap)
 		civil(from_s - 86400, &y, &m, &d);
 		sb_printf(&b, "&interval=%s&start_date=%04d-%02d-%02d", ivn, y, m, d);
 		civil(to_s + 86400, &y, &m, &d);
-		sb_printf(&b, "&end_date=%04d-%02d-%02d&order=ASC&outputsize=5000&apikey=", y, m, d);
+		sb_printf(&b, "&end_date=%04d-%02d-%02d&order=ASC&outputsize=5000&apikey=", y, m,
+			  d);
 		sb_escape(&b, rq->key ? rq->key : "");
 		break;
 	case FSRC_POLYGON: {
@@ -186,7 +186,8 @@ int fsrc_url(enum fsrc_type t, const struct fsrc_req *rq, char *buf, size_t cap)
 			span = "minute", mult = rq->iv / 60;
 		sb_printf(&b, "%s/v2/aggs/ticker/", rq->base);
 		sb_escape(&b, rq->ticker);
-		sb_printf(&b, "/range/%d/%s/%lld/%lld?adjusted=true&sort=asc&limit=50000&apiKey=", mult,
+		sb_printf(&b,
+			  "/range/%d/%s/%lld/%lld?adjusted=true&sort=asc&limit=50000&apiKey=", mult,
 			  span, (long long)(rq->from_ns / 1000000),
 			  (long long)((rq->to_ns - 1) / 1000000));
 		sb_escape(&b, rq->key ? rq->key : "");
@@ -201,7 +202,7 @@ int fsrc_url(enum fsrc_type t, const struct fsrc_req *rq, char *buf, size_t cap)
 /* ---- parsing ---- */
 
 static void set_status(struct fsrc_result *r, enum fsrc_status st, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void set_status(struct fsrc_result *r, enum fsrc_status st, const char *fmt, ...)
 {
 	r->status = st;
@@ -215,10 +216,10 @@ static void set_status(struct fsrc_result *r, enum fsrc_status st, const char *f
  * the API says it does not know the symbol (API_SYM_ERR). The source stays
  * healthy for the other symbols. fsrc_parse() tells the two apart for a 4xx
  * status, then leaves symbol_only at 1 for both. */
-#define SYM_BODY 1
-#define SYM_ANSWER 2
+#define SYM_BODY	1
+#define SYM_ANSWER	2
 #define SYM_ERR(r, ...) ((r)->symbol_only = SYM_BODY, set_status((r), FSRC_ERROR, __VA_ARGS__))
-#define API_SYM_ERR(r, ...) \
+#define API_SYM_ERR(r, ...)                                                                        \
 	((r)->symbol_only = SYM_ANSWER, set_status((r), FSRC_ERROR, __VA_ARGS__))
 
 /* A number given as a JSON number or a numeric string ("160.7800"). */
@@ -390,7 +391,8 @@ static json_t *numbered(json_t *obj, const char *suffix)
 	const char *k;
 	json_t *v;
 	size_t sl = strlen(suffix);
-	json_object_foreach(obj, k, v) {
+	json_object_foreach(obj, k, v)
+	{
 		size_t kl = strlen(k);
 		if (kl >= sl && strcmp(k + kl - sl, suffix) == 0)
 			return v;
@@ -433,7 +435,8 @@ static int parse_av(json_t *root, mdb_tzcache *zones, struct fsrc_result *r)
 	json_t *series = NULL;
 	const char *k;
 	json_t *v;
-	json_object_foreach(root, k, v) {
+	json_object_foreach(root, k, v)
+	{
 		if (strncmp(k, "Time Series", 11) == 0)
 			series = v;
 	}
@@ -444,7 +447,8 @@ static int parse_av(json_t *root, mdb_tzcache *zones, struct fsrc_result *r)
 	const mdb_tz *z = zone_of(zones, json_string_value(tzname), FSRC_ALPHAVANTAGE, r);
 	if (!z)
 		return 0;
-	json_object_foreach(series, k, v) {
+	json_object_foreach(series, k, v)
+	{
 		struct fsrc_bar b = {0};
 		if (!json_is_object(v) || local_bar(z, k, &b) < 0)
 			return SYM_ERR(r, "bad time series entry %.40s", k), 0;
@@ -490,7 +494,8 @@ static int parse_td(json_t *root, mdb_tzcache *zones, struct fsrc_result *r)
 	size_t i;
 	json_t *v;
 	int64_t prev = INT64_MIN;
-	json_array_foreach(values, i, v) {
+	json_array_foreach(values, i, v)
+	{
 		struct fsrc_bar b = {.v = NAN};
 		const char *when = json_string_value(json_object_get(v, "datetime"));
 		int64_t l;
@@ -505,8 +510,10 @@ static int parse_td(json_t *root, mdb_tzcache *zones, struct fsrc_result *r)
 		if (u > INT64_MAX / NS || u < INT64_MIN / NS)
 			return SYM_ERR(r, "datetime out of range in value %zu", i), 0;
 		b.ts = u * NS;
-		if (!num(json_object_get(v, "open"), &b.o) || !num(json_object_get(v, "high"), &b.h) ||
-		    !num(json_object_get(v, "low"), &b.l) || !num(json_object_get(v, "close"), &b.c)) {
+		if (!num(json_object_get(v, "open"), &b.o) ||
+		    !num(json_object_get(v, "high"), &b.h) ||
+		    !num(json_object_get(v, "low"), &b.l) ||
+		    !num(json_object_get(v, "close"), &b.c)) {
 			r->dropped++;
 			continue;
 		}
@@ -532,7 +539,8 @@ static int parse_polygon(json_t *root, struct fsrc_result *r)
 			return set_status(r, FSRC_RATELIMIT, "polygon: %.120s", err), 0;
 		/* ERROR, NOT_AUTHORIZED: the source's */
 		r->symbol_only = strcmp(status, "NOT_FOUND") == 0 ? SYM_ANSWER : 0;
-		return set_status(r, FSRC_ERROR, "polygon %.20s: %.120s", status, err ? err : "?"), 0;
+		return set_status(r, FSRC_ERROR, "polygon %.20s: %.120s", status, err ? err : "?"),
+		       0;
 	}
 	json_t *res = json_object_get(root, "results");
 	if (!res || (json_is_array(res) && json_array_size(res) == 0))
@@ -541,7 +549,8 @@ static int parse_polygon(json_t *root, struct fsrc_result *r)
 		return SYM_ERR(r, "results is not an array"), 0;
 	size_t i;
 	json_t *v;
-	json_array_foreach(res, i, v) {
+	json_array_foreach(res, i, v)
+	{
 		struct fsrc_bar b = {.v = NAN};
 		json_t *t = json_object_get(v, "t");
 		if (!json_is_integer(t) || json_integer_value(t) < 0 ||
@@ -580,8 +589,8 @@ int fsrc_parse(enum fsrc_type t, long http_status, const char *body, size_t len,
 		return set_status(r, FSRC_RATELIMIT, "HTTP 429"), 0;
 	/* a 4xx but 401/403 (key, plan) may be the API's answer about the
 	 * symbol (Yahoo: 404 with chart.error): the body decides */
-	bool client = http_status >= 400 && http_status <= 499 && http_status != 401 &&
-		      http_status != 403;
+	bool client =
+	    http_status >= 400 && http_status <= 499 && http_status != 401 && http_status != 403;
 	if ((http_status < 200 || http_status > 299) && !client)
 		return set_status(r, FSRC_ERROR, "HTTP %ld", http_status), 0;
 	int rc = fsrc_parse_body(t, body, len, iv, zones, r);

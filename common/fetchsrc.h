@@ -2,7 +2,7 @@
  * response parsers for
  *
  *   yahoo         Yahoo Finance v8 chart   /v8/finance/chart/T?interval=1m&period1=&period2=
- *   alphavantage  Alpha Vantage            /query?function=TIME_SERIES_INTRADAY&symbol=T&interval=1min
+ *   alphavantage  Alpha Vantage /query?function=TIME_SERIES_INTRADAY&symbol=T&interval=1min
  *   twelvedata    Twelve Data              /time_series?symbol=T&interval=1min
  *   polygon       Polygon aggregates v2    /v2/aggs/ticker/T/range/1/minute/FROM/TO
  *
@@ -46,18 +46,18 @@ struct fsrc_bar {
 };
 
 enum fsrc_status {
-	FSRC_OK = 0,        /* bars parsed (possibly none) */
-	FSRC_NODATA,        /* a well-formed answer with no data for the range */
-	FSRC_RATELIMIT,     /* the API says the limit is reached (status or body) */
-	FSRC_ERROR,         /* an HTTP error, an API error, or a body that does not parse */
+	FSRC_OK = 0,	/* bars parsed (possibly none) */
+	FSRC_NODATA,	/* a well-formed answer with no data for the range */
+	FSRC_RATELIMIT, /* the API says the limit is reached (status or body) */
+	FSRC_ERROR,	/* an HTTP error, an API error, or a body that does not parse */
 };
 
 struct fsrc_result {
 	enum fsrc_status status;
-	char why[160];        /* for FSRC_RATELIMIT / FSRC_ERROR: a short reason */
+	char why[160];	      /* for FSRC_RATELIMIT / FSRC_ERROR: a short reason */
 	struct fsrc_bar *bar; /* ascending by ts, no two with the same ts */
-	int n, cap;           /* owned by the result; reused across parses */
-	int dropped;          /* bars dropped as inconsistent */
+	int n, cap;	      /* owned by the result; reused across parses */
+	int dropped;	      /* bars dropped as inconsistent */
 	int symbol_only;      /* FSRC_ERROR about this symbol only (the API does
 			       * not know it, or its body does not parse); 0: about
 			       * the source (HTTP status, key, plan, server error) */
@@ -67,13 +67,13 @@ struct fsrc_result {
 struct fsrc_req {
 	const char *base;   /* base URL without a trailing '/', e.g. https://api.polygon.io */
 	const char *ticker; /* the API's name for the symbol */
-	int iv;             /* bar interval in seconds */
+	int iv;		    /* bar interval in seconds */
 	const char *key;    /* API key (NULL for yahoo) */
 	int64_t from_ns;    /* bars with ts in [from, to) are wanted */
 	int64_t to_ns;
-	int full;           /* alphavantage: outputsize=full and month= (history) */
-	int32_t local_off;  /* alphavantage: seconds east of UTC of the API's zone at
-			     * from_ns; month= names the month of from in that zone */
+	int full;	   /* alphavantage: outputsize=full and month= (history) */
+	int32_t local_off; /* alphavantage: seconds east of UTC of the API's zone at
+			    * from_ns; month= names the month of from in that zone */
 };
 
 /* Whether the API offers bars of iv seconds. */

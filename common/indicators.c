@@ -28,9 +28,9 @@ struct ema {
 /* RSI: Wilder averages of gains and losses over close-to-close moves. */
 struct rsi {
 	int n;
-	int cnt;        /* moves pushed, capped at n */
-	double sg, sl;  /* sums of the first n gains / losses */
-	double ag, al;  /* averages once cnt == n */
+	int cnt;       /* moves pushed, capped at n */
+	double sg, sl; /* sums of the first n gains / losses */
+	double ag, al; /* averages once cnt == n */
 };
 
 /* ATR: Wilder average of the true range. */
@@ -79,7 +79,7 @@ struct state {
 	struct lag mom;
 	struct vwap vwap;
 	bool has_prev;
-	double prev_c;  /* close of the last committed bar */
+	double prev_c;	/* close of the last committed bar */
 	uint64_t count; /* bars committed */
 	int64_t last_ts;
 };
@@ -87,7 +87,7 @@ struct state {
 struct ind_series {
 	struct ind_params p;
 	struct state st;
-	struct state undo;                 /* st before the last commit */
+	struct state undo;		    /* st before the last commit */
 	double undo_bb, undo_vma, undo_mom; /* the slots that commit overwrote */
 	bool can_undo;
 	double buf[]; /* bb, vma and mom windows */
@@ -296,8 +296,16 @@ static double vwap_value(const struct ind_params *p, const struct vwap *w, const
 void ind_params_default(struct ind_params *p)
 {
 	*p = (struct ind_params){
-	    .rsi = 14, .ema_fast = 12, .ema_slow = 26, .macd_signal = 9, .bb = 20, .bb_k = 2.0,
-	    .atr = 14, .vma = 20, .mom = 10, .session_ns = 86400LL * 1000000000LL,
+	    .rsi = 14,
+	    .ema_fast = 12,
+	    .ema_slow = 26,
+	    .macd_signal = 9,
+	    .bb = 20,
+	    .bb_k = 2.0,
+	    .atr = 14,
+	    .vma = 20,
+	    .mom = 10,
+	    .session_ns = 86400LL * 1000000000LL,
 	    .session_offset_ns = 0,
 	};
 }
@@ -371,15 +379,15 @@ static inline void copy_state(struct state *dst, const struct state *src)
  * bit. */
 struct cand {
 	double fast, slow, sig; /* the EMAs with the bar pushed */
-	double d, ag, al;       /* RSI: the move and the averages with it */
+	double d, ag, al;	/* RSI: the move and the averages with it */
 	double tr, atr;
 	struct roll_cand bb, vma;
-	double vol;             /* the volume the volume MA takes */
+	double vol; /* the volume the volume MA takes */
 	struct vwap vwap;
 };
 
-static inline __attribute__((always_inline)) void
-eval(const ind_series *s, const struct ind_bar *b, struct ind_values *o, struct cand *c)
+static inline __attribute__((always_inline)) void eval(const ind_series *s, const struct ind_bar *b,
+						       struct ind_values *o, struct cand *c)
 {
 	const struct state *st = &s->st;
 	double sd;

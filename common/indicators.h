@@ -36,16 +36,16 @@
 #include <stdint.h>
 
 struct ind_params {
-	int rsi;            /* RSI period (14) */
-	int ema_fast;       /* 12 */
-	int ema_slow;       /* 26 */
-	int macd_signal;    /* 9 */
-	int bb;             /* Bollinger period (20) */
-	double bb_k;        /* Bollinger width in deviations (2) */
-	int atr;            /* 14 */
-	int vma;            /* volume MA period (20) */
-	int mom;            /* momentum lag (10) */
-	int64_t session_ns; /* VWAP session length (1 day); 0: never reset */
+	int rsi;		   /* RSI period (14) */
+	int ema_fast;		   /* 12 */
+	int ema_slow;		   /* 26 */
+	int macd_signal;	   /* 9 */
+	int bb;			   /* Bollinger period (20) */
+	double bb_k;		   /* Bollinger width in deviations (2) */
+	int atr;		   /* 14 */
+	int vma;		   /* volume MA period (20) */
+	int mom;		   /* momentum lag (10) */
+	int64_t session_ns;	   /* VWAP session length (1 day); 0: never reset */
 	int64_t session_offset_ns; /* a session starts at offset + k * session_ns (UTC) */
 };
 

@@ -13,8 +13,8 @@ struct key {
 };
 
 struct mdb_keymap {
-	int32_t *slot;   /* index + 1 of the key in this bucket; 0: empty */
-	uint32_t mask;   /* buckets - 1 */
+	int32_t *slot;	 /* index + 1 of the key in this bucket; 0: empty */
+	uint32_t mask;	 /* buckets - 1 */
 	struct key *key; /* by index */
 	int n, cap;
 };

@@ -1,8 +1,8 @@
 /* notify.c - sd_notify(3) without libsystemd: the protocol is one
  * SOCK_DGRAM message of NEWLINE-separated assignments to the AF_UNIX socket
  * named by $NOTIFY_SOCKET ('@' at the start means the abstract namespace). */
-#include "clock.h"
 #include "notify.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -17,11 +17,11 @@
 
 static struct {
 	bool init;
-	int fd;                       /* datagram socket, -1 until first send */
+	int fd; /* datagram socket, -1 until first send */
 	struct sockaddr_un addr;
-	socklen_t addrlen;            /* 0: no NOTIFY_SOCKET */
-	int64_t wd_ns;                /* WATCHDOG_USEC in ns, 0: none */
-	int64_t last_wd;              /* CLOCK_MONOTONIC of the last WATCHDOG=1 */
+	socklen_t addrlen; /* 0: no NOTIFY_SOCKET */
+	int64_t wd_ns;	   /* WATCHDOG_USEC in ns, 0: none */
+	int64_t last_wd;   /* CLOCK_MONOTONIC of the last WATCHDOG=1 */
 } N = {.fd = -1};
 
 static void notify_init(void)

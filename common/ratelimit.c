@@ -76,7 +76,8 @@ bool rl_quota_take(struct rl_quota *q, int64_t now_wall_ns)
 
 void rl_breaker_init(struct rl_breaker *b, uint32_t threshold, int64_t cooldown_ns)
 {
-	*b = (struct rl_breaker){.threshold = threshold ? threshold : 1, .cooldown_ns = cooldown_ns};
+	*b =
+	    (struct rl_breaker){.threshold = threshold ? threshold : 1, .cooldown_ns = cooldown_ns};
 }
 
 bool rl_breaker_allow(struct rl_breaker *b, int64_t now)

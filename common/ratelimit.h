@@ -22,10 +22,10 @@
 #include <stdint.h>
 
 struct rl_window {
-	int64_t *t;        /* send times of the last n requests, a ring */
-	uint32_t n;        /* the limit; 0: unlimited */
-	uint32_t head;     /* oldest entry */
-	uint32_t used;     /* entries in the ring */
+	int64_t *t;    /* send times of the last n requests, a ring */
+	uint32_t n;    /* the limit; 0: unlimited */
+	uint32_t head; /* oldest entry */
+	uint32_t used; /* entries in the ring */
 	int64_t window_ns;
 };
 
@@ -39,9 +39,9 @@ int64_t rl_window_wait(const struct rl_window *w, int64_t now);
 bool rl_window_take(struct rl_window *w, int64_t now);
 
 struct rl_quota {
-	uint64_t limit;  /* per UTC day; 0: unlimited */
+	uint64_t limit; /* per UTC day; 0: unlimited */
 	uint64_t used;
-	int64_t day;     /* the UTC day `used` counts (days since the epoch) */
+	int64_t day; /* the UTC day `used` counts (days since the epoch) */
 };
 
 void rl_quota_init(struct rl_quota *q, uint64_t per_day);
@@ -59,11 +59,11 @@ enum rl_state {
 
 struct rl_breaker {
 	enum rl_state state;
-	uint32_t failures;   /* in a row */
-	uint32_t threshold;  /* failures that open it (>= 1) */
+	uint32_t failures;  /* in a row */
+	uint32_t threshold; /* failures that open it (>= 1) */
 	int64_t cooldown_ns;
 	int64_t opened_at;
-	bool probing;        /* half-open: the one probe is in flight */
+	bool probing; /* half-open: the one probe is in flight */
 };
 
 void rl_breaker_init(struct rl_breaker *b, uint32_t threshold, int64_t cooldown_ns);

@@ -731,7 +731,7 @@ int record_wbuf_write(void *data, const char *p, size_t n)
 }
 
 /* Every string field is whole words (STR_WORDS_OK). */
-#define ONES 0x0101010101010101ULL
+#define ONES  0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 
 /* strnlen() of a string field of size bytes, a word at a time: the lowest

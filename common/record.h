@@ -38,11 +38,11 @@ enum {
 	MDB_F_REVISED = 4, /* a revision of a bar already sent */
 };
 
-#define MDB_SYM_MAX 32  /* symbol, NUL included */
-#define MDB_SRC_MAX 16  /* source name, NUL included */
-#define MDB_NAME_MAX 32 /* sig name, NUL included */
-#define MDB_WHY_MAX 96  /* rej reason, NUL included */
-#define MDB_REJ_RAW_MAX 768
+#define MDB_SYM_MAX	  32 /* symbol, NUL included */
+#define MDB_SRC_MAX	  16 /* source name, NUL included */
+#define MDB_NAME_MAX	  32 /* sig name, NUL included */
+#define MDB_WHY_MAX	  96 /* rej reason, NUL included */
+#define MDB_REJ_RAW_MAX	  768
 #define MDB_REC_MAX_BYTES 2048 /* no encoded record is larger */
 
 struct mdb_tick {
@@ -79,7 +79,7 @@ struct mdb_sig {
 struct mdb_rej {
 	char why[MDB_WHY_MAX];
 	uint8_t r[MDB_REJ_RAW_MAX]; /* the rejected record as MessagePack, verbatim */
-	uint32_t r_len;             /* bytes used in r; 0 when absent */
+	uint32_t r_len;		    /* bytes used in r; 0 when absent */
 };
 
 /* One record. s/ts/src are common; the union member is chosen by t.

@@ -141,8 +141,8 @@ int scid_encode(const struct scid_record *r, const char *sym, int32_t bar_iv, in
 		return *why = "impossible date-time", -EBADMSG;
 	if (!isfinite(r->high) || !isfinite(r->low) || !isfinite(r->close))
 		return *why = "price is not a finite number", -EBADMSG;
-	bool tick = r->open == 0 || r->open == SCID_FIRST_SUB_TRADE ||
-		    r->open == SCID_LAST_SUB_TRADE;
+	bool tick =
+	    r->open == 0 || r->open == SCID_FIRST_SUB_TRADE || r->open == SCID_LAST_SUB_TRADE;
 	if (!tick && !isfinite(r->open))
 		return *why = "price is not a finite number", -EBADMSG;
 	size_t slen = strnlen(sym, MDB_SYM_MAX);
@@ -150,7 +150,10 @@ int scid_encode(const struct scid_record *r, const char *sym, int32_t bar_iv, in
 		return *why = "symbol too long", -EBADMSG;
 	if (cap < SCID_ENC_MAX)
 		return -ENOSPC;
-	unsigned sub = !tick ? 0 : r->open == SCID_FIRST_SUB_TRADE ? 1 : r->open == SCID_LAST_SUB_TRADE ? 2 : 0;
+	unsigned sub = !tick				 ? 0
+		       : r->open == SCID_FIRST_SUB_TRADE ? 1
+		       : r->open == SCID_LAST_SUB_TRADE	 ? 2
+							 : 0;
 	bool trade = !tick || r->num_trades != 0 || r->total_volume != 0;
 	*kind = !tick ? SCID_BAR : trade ? SCID_TICK : SCID_QUOTE;
 	unsigned nkeys = !tick ? 14 : trade ? 9 : 7;

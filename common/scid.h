@@ -21,12 +21,12 @@
 
 #define SCID_HEADER_SIZE 56
 #define SCID_RECORD_SIZE 40
-#define SCID_VERSION 1
+#define SCID_VERSION	 1
 
 /* Sierra's open values that mark the first and last record of a trade it
  * split into several records (one per price level filled). */
 #define SCID_FIRST_SUB_TRADE (-1.99900095e+37f)
-#define SCID_LAST_SUB_TRADE (-1.99900197e+37f)
+#define SCID_LAST_SUB_TRADE  (-1.99900197e+37f)
 
 /* Days from 1899-12-30 (Sierra's epoch) to 1970-01-01. */
 #define SCID_UNIX_EPOCH_DAYS 25569

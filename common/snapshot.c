@@ -55,7 +55,8 @@ static int parse_quote(const char *sym, json_t *o, int64_t ts0, struct snap_quot
 	q->nf = 0;
 	const char *k;
 	json_t *v;
-	json_object_foreach(o, k, v) {
+	json_object_foreach(o, k, v)
+	{
 		if (strcmp(k, "ts") == 0) {
 			if (!json_is_integer(v) || json_integer_value(v) <= 0)
 				return bad(why, whylen, "symbols.%s.ts: not a time in ns", sym);
@@ -111,7 +112,8 @@ int snap_parse(const char *buf, size_t len, struct snap *out, char *why, size_t 
 		out->ts = ts ? json_integer_value(ts) : 0;
 		const char *k;
 		json_t *v;
-		json_object_foreach(syms, k, v) {
+		json_object_foreach(syms, k, v)
+		{
 			if (out->n == SNAP_MAX_SYMBOLS) {
 				rc = bad(why, whylen, "more than %d symbols", SNAP_MAX_SYMBOLS);
 				break;
@@ -140,10 +142,10 @@ int snap_format(const struct snap *in, char *buf, size_t cap)
 	do {                                                                                       \
 		PUT("\"");                                                                         \
 		for (const unsigned char *c_ = (const unsigned char *)(str); *c_; c_++) {          \
-			if (*c_ == '"' || *c_ == '\\')                                              \
-				PUT("\\%c", *c_);                                                   \
+			if (*c_ == '"' || *c_ == '\\')                                             \
+				PUT("\\%c", *c_);                                                  \
 			else if (*c_ < 0x20)                                                       \
-				PUT("\\u%04x", *c_);                                                \
+				PUT("\\u%04x", *c_);                                               \
 			else                                                                       \
 				PUT("%c", *c_);                                                    \
 		}                                                                                  \
@@ -205,8 +207,8 @@ int snap_encode_delta(const struct snap_quote *cur, const struct snap_quote *pre
 	int nchanged = 0;
 	for (int i = 0; i < cur->nf; i++) {
 		double old;
-		changed[i] = !field(prev, cur->key[i], &old) ||
-			     memcmp(&old, &cur->val[i], sizeof old) != 0;
+		changed[i] =
+		    !field(prev, cur->key[i], &old) || memcmp(&old, &cur->val[i], sizeof old) != 0;
 		if (!changed[i])
 			continue;
 		nchanged++;

@@ -23,10 +23,10 @@
 #include <stdint.h>
 
 #define SNAP_MAX_SYMBOLS 256
-#define SNAP_MAX_FIELDS 16
-#define SNAP_KEY_MAX 16 /* NUL included */
-#define SNAP_SEQ_MAX ((1ULL << 47) - 1)
-#define SNAP_MAX_BYTES (1u << 20) /* a larger file is refused */
+#define SNAP_MAX_FIELDS	 16
+#define SNAP_KEY_MAX	 16 /* NUL included */
+#define SNAP_SEQ_MAX	 ((1ULL << 47) - 1)
+#define SNAP_MAX_BYTES	 (1u << 20) /* a larger file is refused */
 
 struct snap_quote {
 	char s[MDB_SYM_MAX];
@@ -39,7 +39,7 @@ struct snap_quote {
 struct snap {
 	uint64_t seq;
 	int64_t ts;
-	int n;                                  /* symbols, in file order */
+	int n; /* symbols, in file order */
 	struct snap_quote q[SNAP_MAX_SYMBOLS];
 };
 

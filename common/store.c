@@ -151,10 +151,10 @@ struct series_slot {
 
 struct batch_row {
 	int64_t sid, ts;
-	int64_t n;	   /* bars: trade count */
-	double v[13];	   /* bars: o h l c v bv av; feats: rsi .. mom */
-	uint32_t f;	   /* flags */
-	int srclen;	   /* bars: bytes of src, 0: NULL */
+	int64_t n;    /* bars: trade count */
+	double v[13]; /* bars: o h l c v bv av; feats: rsi .. mom */
+	uint32_t f;   /* flags */
+	int srclen;   /* bars: bytes of src, 0: NULL */
 	char src[MDB_SRC_MAX];
 };
 
@@ -251,8 +251,8 @@ struct bcursor {
 	int i; /* the row */
 };
 
-static int bv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
-		      sqlite3_vtab **vt, char **errp)
+static int bv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **vt,
+		      char **errp)
 {
 	(void)argc;
 	(void)argv;
@@ -673,10 +673,9 @@ mdb_store *store_open(const char *path, const struct store_opts *o, int *err, ch
 	pthread_mutex_init(&s->ckpt_mu, NULL);
 	pthread_cond_init(&s->ckpt_cv, NULL);
 	pthread_cond_init(&s->ckpt_idle, NULL);
-	if (!o->readonly &&
-	    (!(s->series = calloc(SERIES_CACHE, sizeof *s->series)) ||
-	     !(s->batch[0].rows = calloc(BATCH_ROWS, sizeof *s->batch[0].rows)) ||
-	     !(s->batch[1].rows = calloc(BATCH_ROWS, sizeof *s->batch[1].rows)))) {
+	if (!o->readonly && (!(s->series = calloc(SERIES_CACHE, sizeof *s->series)) ||
+			     !(s->batch[0].rows = calloc(BATCH_ROWS, sizeof *s->batch[0].rows)) ||
+			     !(s->batch[1].rows = calloc(BATCH_ROWS, sizeof *s->batch[1].rows)))) {
 		free(s->batch[0].rows);
 		free(s->series);
 		free(s);

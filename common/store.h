@@ -126,11 +126,11 @@ int store_summary(mdb_store *s, int (*fn)(const struct store_series *ser, void *
 /* A history query: the bars of (symbol, iv) with from_ns <= ts < to_ns. */
 struct store_range {
 	const char *symbol;
-	int64_t iv;            /* seconds */
-	int64_t from_ns;       /* INT64_MIN: from the oldest */
-	int64_t to_ns;         /* INT64_MAX: up to the newest */
-	int limit;             /* at most this many rows (> 0) */
-	bool newest;           /* the newest `limit` of the range, not the oldest */
+	int64_t iv;	 /* seconds */
+	int64_t from_ns; /* INT64_MIN: from the oldest */
+	int64_t to_ns;	 /* INT64_MAX: up to the newest */
+	int limit;	 /* at most this many rows (> 0) */
+	bool newest;	 /* the newest `limit` of the range, not the oldest */
 };
 
 /* Call fn(bar, feat, arg) for each bar of the range, oldest first, with the

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SYMMAP_NAME_MAX 128  /* source name, NUL included */
+#define SYMMAP_NAME_MAX 128 /* source name, NUL included */
 #define SYMMAP_FILE_MAX (16u << 20)
 
 struct symmap_ent {

@@ -10,19 +10,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TZ_FILE_MAX (1u << 20)
+#define TZ_FILE_MAX  (1u << 20)
 #define TZ_TYPES_MAX 256
 
 /* One rule date of a POSIX TZ string: Mm.w.d, Jn or n, plus a time of day. */
 struct tz_rule {
-	char kind;      /* 'M', 'J' or 'D' (zero-based day) */
-	int m, w, d;    /* M: month, week (5 = last), weekday; J/D: day in d */
-	int32_t secs;   /* local time of day of the change */
+	char kind;    /* 'M', 'J' or 'D' (zero-based day) */
+	int m, w, d;  /* M: month, week (5 = last), weekday; J/D: day in d */
+	int32_t secs; /* local time of day of the change */
 };
 
 struct mdb_tz {
-	int64_t *t;       /* transition times, UTC, ascending */
-	uint8_t *idx;     /* type after each transition */
+	int64_t *t;   /* transition times, UTC, ascending */
+	uint8_t *idx; /* type after each transition */
 	int n;
 	int32_t off[TZ_TYPES_MAX];
 	int ntypes;
@@ -129,7 +129,8 @@ static const char *parse_rule(const char *p, struct tz_rule *r)
 	if (*p == 'M') {
 		r->kind = 'M';
 		if (!(p = parse_num(p + 1, &r->m, 1, 12)) || *p++ != '.' ||
-		    !(p = parse_num(p, &r->w, 1, 5)) || *p++ != '.' || !(p = parse_num(p, &r->d, 0, 6)))
+		    !(p = parse_num(p, &r->w, 1, 5)) || *p++ != '.' ||
+		    !(p = parse_num(p, &r->d, 0, 6)))
 			return NULL;
 	} else if (*p == 'J') {
 		r->kind = 'J';

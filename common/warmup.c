@@ -13,7 +13,8 @@ long warmup_ring(const char *name, uint64_t until, const char *oname, warmup_fn 
 	mdb_ring *r = ring_open(name, &err);
 	if (!r)
 		return err;
-	mdb_ring_consumer *o = ring_consumer_open(r, oname, RING_OBSERVER, RING_FROM_START, 0, &err);
+	mdb_ring_consumer *o =
+	    ring_consumer_open(r, oname, RING_OBSERVER, RING_FROM_START, 0, &err);
 	if (!o) {
 		ring_close(&r);
 		return err;

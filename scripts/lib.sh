@@ -3,7 +3,7 @@
 # Debian packages the build and the tests need.
 MDB_PACKAGES="meson ninja-build pkg-config gcc libc6-dev liburing-dev libzmq3-dev libmsgpack-dev
 libsqlite3-dev libjansson-dev libcriterion-dev scdoc python3 sqlite3 libwslay-dev
-libcurl4-openssl-dev nettle-dev systemd clang libclang-rt-14-dev python3-websockets python3-msgpack nodejs node-ws chromium git"
+libcurl4-openssl-dev nettle-dev systemd clang libclang-rt-14-dev python3-websockets python3-msgpack nodejs node-ws chromium git clang-format"
 
 # Install whatever of MDB_PACKAGES is missing (apt-get, as root).
 need_packages()

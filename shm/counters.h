@@ -15,9 +15,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define COUNTERS_MAX 64        /* counters per process */
-#define COUNTER_NAME_MAX 40    /* name, NUL included */
-#define COUNTERS_LABEL_MAX 64  /* tool and instance label, NUL included */
+#define COUNTERS_MAX	   64 /* counters per process */
+#define COUNTER_NAME_MAX   40 /* name, NUL included */
+#define COUNTERS_LABEL_MAX 64 /* tool and instance label, NUL included */
 
 typedef struct mdb_counters mdb_counters;
 
@@ -63,8 +63,8 @@ static inline uint64_t counter_value(const mdb_counter *k)
 
 struct counters_view {
 	pid_t pid;
-	bool alive;                        /* the owner still holds its lock */
-	int64_t started_ns;                /* CLOCK_REALTIME at counters_open */
+	bool alive;	    /* the owner still holds its lock */
+	int64_t started_ns; /* CLOCK_REALTIME at counters_open */
 	char tool[COUNTERS_LABEL_MAX];
 	char label[COUNTERS_LABEL_MAX];
 	int n;

@@ -43,13 +43,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LVC_MAGIC 0x3143564c4244444dULL /* "MDDBLVC1" in little-endian bytes */
-#define LVC_VERSION 1u
-#define LVC_WORDS (sizeof(struct lvc_value) / 8)
+#define LVC_MAGIC	 0x3143564c4244444dULL /* "MDDBLVC1" in little-endian bytes */
+#define LVC_VERSION	 1u
+#define LVC_WORDS	 (sizeof(struct lvc_value) / 8)
 #define LVC_MIN_CAPACITY 16u
-#define LINE 128
-#define LOCK_WRITER 0
-#define READ_GIVE_UP_NS 100000000 /* a reader stops waiting for a stuck entry */
+#define LINE		 128
+#define LOCK_WRITER	 0
+#define READ_GIVE_UP_NS	 100000000 /* a reader stops waiting for a stuck entry */
 
 enum { ENTRY_FREE = 0, ENTRY_USED = 1 };
 
@@ -64,17 +64,17 @@ struct lvc_hdr {
 	} meta;
 	alignas(LINE) struct { /* the writer's */
 		_Atomic int32_t pid;
-		_Atomic uint32_t used;    /* entries with a key */
+		_Atomic uint32_t used;	  /* entries with a key */
 		_Atomic uint64_t updates; /* lvc_put calls */
 	} w;
 };
 
 struct lvc_entry {
 	alignas(64) _Atomic uint32_t state; /* ENTRY_*; USED is stored after the key (K1) */
-	int32_t iv;                         /* key, written once */
-	_Atomic uint64_t seq;               /* seqlock: odd while being written; seq/2 updates */
-	char s[LVC_SYM_MAX];                /* key, NUL-padded, written once */
-	_Atomic uint64_t w[LVC_WORDS];      /* struct lvc_value, word by word */
+	int32_t iv;			    /* key, written once */
+	_Atomic uint64_t seq;		    /* seqlock: odd while being written; seq/2 updates */
+	char s[LVC_SYM_MAX];		    /* key, NUL-padded, written once */
+	_Atomic uint64_t w[LVC_WORDS];	    /* struct lvc_value, word by word */
 };
 
 _Static_assert(sizeof(struct lvc_value) % 8 == 0, "lvc_value is whole words");

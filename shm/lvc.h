@@ -19,26 +19,37 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define LVC_SYM_MAX 32        /* symbol, NUL included (as MDB_SYM_MAX) */
-#define LVC_NFEAT 13          /* feature values, in mdb-records(7) order */
+#define LVC_SYM_MAX	     32 /* symbol, NUL included (as MDB_SYM_MAX) */
+#define LVC_NFEAT	     13 /* feature values, in mdb-records(7) order */
 #define LVC_DEFAULT_CAPACITY 4096u
-#define LVC_MAX_CAPACITY (1u << 24)
+#define LVC_MAX_CAPACITY     (1u << 24)
 
 /* Feature indexes in lvc_value.feat (the feat record's keys, in order). */
 enum {
-	LVC_RSI, LVC_EMA12, LVC_EMA26, LVC_BBM, LVC_BBU, LVC_BBL, LVC_ATR, LVC_VWAP,
-	LVC_VMA, LVC_MACD, LVC_MACDS, LVC_MACDH, LVC_MOM,
+	LVC_RSI,
+	LVC_EMA12,
+	LVC_EMA26,
+	LVC_BBM,
+	LVC_BBU,
+	LVC_BBL,
+	LVC_ATR,
+	LVC_VWAP,
+	LVC_VMA,
+	LVC_MACD,
+	LVC_MACDS,
+	LVC_MACDH,
+	LVC_MOM,
 };
 
 /* What an entry holds. Every field is 8 bytes: the entry is copied as words. */
 struct lvc_value {
-	int64_t ts;                /* the bar's open time, ns */
-	double o, h, l, c, v;      /* the bar */
+	int64_t ts;	      /* the bar's open time, ns */
+	double o, h, l, c, v; /* the bar */
 	int64_t n;
 	double bv, av;
-	uint64_t f;                /* the bar's flags (MDB_F_*) */
-	double feat[LVC_NFEAT];    /* NaN: not defined yet */
-	int64_t updated_ns;        /* CLOCK_REALTIME of the update */
+	uint64_t f;		/* the bar's flags (MDB_F_*) */
+	double feat[LVC_NFEAT]; /* NaN: not defined yet */
+	int64_t updated_ns;	/* CLOCK_REALTIME of the update */
 };
 
 /* One entry as a reader sees it. */
@@ -51,10 +62,10 @@ struct lvc_item {
 
 struct lvc_info {
 	uint32_t capacity;
-	uint32_t used;          /* entries with a key */
-	pid_t writer_pid;       /* last writer */
-	bool writer_alive;      /* it holds the writer lock */
-	uint64_t updates;       /* lvc_put calls since creation */
+	uint32_t used;	   /* entries with a key */
+	pid_t writer_pid;  /* last writer */
+	bool writer_alive; /* it holds the writer lock */
+	uint64_t updates;  /* lvc_put calls since creation */
 	int64_t created_ns;
 };
 

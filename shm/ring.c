@@ -45,16 +45,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RING_MAGIC 0x31474e495242444dULL /* "MDBRING1" in little-endian bytes */
+#define RING_MAGIC   0x31474e495242444dULL /* "MDBRING1" in little-endian bytes */
 #define RING_VERSION 1u
-#define LINE 128
-#define SEGS 16 /* entries of the oldest-boundary index */
-#define HDR_SIZE 8192u
+#define LINE	     128
+#define SEGS	     16 /* entries of the oldest-boundary index */
+#define HDR_SIZE     8192u
 
 /* Lock bytes in the ring file (OFD locks, independent of the mapping). */
 #define LOCK_PRODUCER 0
 #define LOCK_REGISTRY 1
-#define LOCK_SLOT0 16
+#define LOCK_SLOT0    16
 
 enum slot_state {
 	SLOT_FREE = 0,
@@ -68,8 +68,8 @@ struct rec_hdr {
 
 struct slot {
 	alignas(LINE) _Atomic uint32_t state; /* enum slot_state */
-	uint32_t kind;                        /* enum ring_kind */
-	_Atomic int32_t pid;                  /* last holder */
+	uint32_t kind;			      /* enum ring_kind */
+	_Atomic int32_t pid;		      /* last holder */
 	uint32_t pad0;
 	_Atomic uint64_t position; /* next byte to read; written by its consumer */
 	_Atomic uint64_t laps;
@@ -91,22 +91,23 @@ struct ring_hdr {
 		_Atomic int32_t pid;
 		_Atomic uint32_t epoch;
 	} owner;
-	alignas(LINE) struct { /* producer, every record */
-		_Atomic uint64_t pos;    /* published: end of the newest record */
+	alignas(LINE) struct {		 /* producer, every record */
+		_Atomic uint64_t pos;	 /* published: end of the newest record */
 		_Atomic uint64_t intent; /* end of what is being written */
 		_Atomic uint64_t records;
 		_Atomic uint64_t bytes;
 	} prod;
 	alignas(LINE) struct { /* producer, rarely */
-		_Atomic uint64_t prod_min; /* producer's bound: it writes below prod_min + capacity */
+		_Atomic uint64_t
+		    prod_min; /* producer's bound: it writes below prod_min + capacity */
 		_Atomic uint64_t held_ns;
 		_Atomic uint32_t waiting; /* producer is asleep waiting for space */
 	} slow;
 	alignas(LINE) struct { /* producer: bumped before each wake */
 		_Atomic uint32_t seq;
 	} wake;
-	alignas(LINE) struct { /* consumers */
-		_Atomic uint32_t sleepers; /* bit i: slot i's consumer is (about to be) asleep */
+	alignas(LINE) struct {		    /* consumers */
+		_Atomic uint32_t sleepers;  /* bit i: slot i's consumer is (about to be) asleep */
 		_Atomic uint32_t space_seq; /* bumped by a durable consumer to wake the producer */
 		_Atomic uint64_t laps;
 	} cons;
@@ -128,10 +129,10 @@ struct mdb_ring {
 	int fd;
 	/* producer-only state */
 	bool producing;
-	uint64_t pos;        /* end of the newest committed record */
-	uint64_t published;  /* our last store to prod.pos (<= pos) */
-	uint64_t limit;      /* we may write below this without rescanning */
-	uint64_t claim_pos;  /* header position of the claimed record */
+	uint64_t pos;	    /* end of the newest committed record */
+	uint64_t published; /* our last store to prod.pos (<= pos) */
+	uint64_t limit;	    /* we may write below this without rescanning */
+	uint64_t claim_pos; /* header position of the claimed record */
 	uint64_t claim_end;
 	uint64_t last_seg;
 	uint64_t records, bytes;
@@ -143,12 +144,12 @@ struct mdb_ring_consumer {
 	int idx;
 	enum ring_kind kind;
 	int64_t spin_ns;
-	uint64_t pos;      /* next record */
+	uint64_t pos;	   /* next record */
 	uint64_t released; /* last value stored in slot->position */
-	uint64_t pub;      /* last prod.pos seen */
+	uint64_t pub;	   /* last prod.pos seen */
 	uint64_t laps, records;
-	uint8_t *buf;      /* observer's private copy of a record */
-	bool manual;       /* only ring_release() releases */
+	uint8_t *buf; /* observer's private copy of a record */
+	bool manual;  /* only ring_release() releases */
 };
 
 static inline uint64_t align8(uint64_t n)
@@ -416,7 +417,8 @@ static int wait_space(mdb_ring *r, uint64_t end, int64_t timeout_ns)
 		refresh_limit(r);
 		if (end > r->limit) {
 			int64_t left = timeout_ns >= 0 ? timeout_ns - (t - t0) : 1000000;
-			rc = shm_futex_wait(&h->cons.space_seq, seq, left < 1000000 ? left : 1000000);
+			rc = shm_futex_wait(&h->cons.space_seq, seq,
+					    left < 1000000 ? left : 1000000);
 		}
 		atomic_store_explicit(&h->slow.waiting, 0, memory_order_relaxed);
 		if (rc == -EINTR)
@@ -618,8 +620,7 @@ mdb_ring_consumer *ring_consumer_open(mdb_ring *r, const char *name, enum ring_k
 {
 	int rc;
 	struct ring_hdr *h = r->h;
-	if (!name || !shm_name_ok(name) ||
-	    (kind != RING_DURABLE && kind != RING_OBSERVER)) {
+	if (!name || !shm_name_ok(name) || (kind != RING_DURABLE && kind != RING_OBSERVER)) {
 		rc = -EINVAL;
 		goto fail;
 	}
@@ -635,7 +636,8 @@ mdb_ring_consumer *ring_consumer_open(mdb_ring *r, const char *name, enum ring_k
 	}
 	/* registration is rare: serialise it with a blocking lock on the
 	 * registry byte (released below: shm_unlock_byte at the end) */
-	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_REGISTRY, .l_len = 1};
+	struct flock fl = {
+	    .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_REGISTRY, .l_len = 1};
 	while (fcntl(r->fd, F_OFD_SETLKW, &fl) < 0) {
 		if (errno != EINTR) {
 			rc = -errno;
@@ -795,7 +797,8 @@ int ring_next(mdb_ring_consumer *c, struct ring_rec *rec)
 			if (c->kind == RING_OBSERVER) {
 				atomic_thread_fence(memory_order_acquire);
 				if (atomic_load_explicit(&r->h->prod.intent, memory_order_relaxed) -
-					c->pos > r->cap)
+					c->pos >
+				    r->cap)
 					goto lapped;
 			}
 			c->pos += r->cap - off;
@@ -813,7 +816,8 @@ int ring_next(mdb_ring_consumer *c, struct ring_rec *rec)
 			/* C3: pairs with P3 in ring_claim; if the producer announced
 			 * writing past our record's lap, the copy may be torn */
 			atomic_thread_fence(memory_order_acquire);
-			if (atomic_load_explicit(&r->h->prod.intent, memory_order_relaxed) - c->pos >
+			if (atomic_load_explicit(&r->h->prod.intent, memory_order_relaxed) -
+				c->pos >
 			    r->cap)
 				goto lapped;
 			payload = c->buf;
@@ -877,9 +881,9 @@ static int sleep_moved(mdb_ring_consumer **cs, const uint64_t *pos, int n, _Atom
 		for (int i = 0; i < n; i++) {
 			struct ring_hdr *h = cs[i]->r->h;
 			w[i] = (struct futex_waitv){
-				.val = atomic_load_explicit(&h->wake.seq, memory_order_seq_cst),
-				.uaddr = (uintptr_t)&h->wake.seq,
-				.flags = FUTEX_32,
+			    .val = atomic_load_explicit(&h->wake.seq, memory_order_seq_cst),
+			    .uaddr = (uintptr_t)&h->wake.seq,
+			    .flags = FUTEX_32,
 			};
 			/* C2: announce the sleep, then look once more; pairs with
 			 * P2 in ring_commit */
@@ -888,9 +892,11 @@ static int sleep_moved(mdb_ring_consumer **cs, const uint64_t *pos, int n, _Atom
 		}
 		int nw = n;
 		if (ctl)
-			w[nw++] = (struct futex_waitv){.val = ctl_val, .uaddr = (uintptr_t)ctl, .flags = FUTEX_32};
+			w[nw++] = (struct futex_waitv){
+			    .val = ctl_val, .uaddr = (uintptr_t)ctl, .flags = FUTEX_32};
 		for (int i = 0; i < n; i++)
-			any |= atomic_load_explicit(&cs[i]->r->h->prod.pos, memory_order_seq_cst) != pos[i];
+			any |= atomic_load_explicit(&cs[i]->r->h->prod.pos, memory_order_seq_cst) !=
+			       pos[i];
 		long rc = 0;
 		if (!any) {
 			struct timespec ts; /* futex_waitv takes an absolute time */
@@ -898,8 +904,8 @@ static int sleep_moved(mdb_ring_consumer **cs, const uint64_t *pos, int n, _Atom
 				ts.tv_sec = deadline / 1000000000LL;
 				ts.tv_nsec = deadline % 1000000000LL;
 			}
-			rc = syscall(SYS_futex_waitv, w, (unsigned)nw, 0, deadline >= 0 ? &ts : NULL,
-				     CLOCK_MONOTONIC);
+			rc = syscall(SYS_futex_waitv, w, (unsigned)nw, 0,
+				     deadline >= 0 ? &ts : NULL, CLOCK_MONOTONIC);
 			if (rc < 0)
 				rc = -errno;
 		}
@@ -907,7 +913,8 @@ static int sleep_moved(mdb_ring_consumer **cs, const uint64_t *pos, int n, _Atom
 			atomic_fetch_and_explicit(&cs[i]->r->h->cons.sleepers, ~(1u << cs[i]->idx),
 						  memory_order_relaxed);
 		for (int i = 0; i < n; i++)
-			if (atomic_load_explicit(&cs[i]->r->h->prod.pos, memory_order_acquire) != pos[i])
+			if (atomic_load_explicit(&cs[i]->r->h->prod.pos, memory_order_acquire) !=
+			    pos[i])
 				return 1;
 		if (ctl && atomic_load_explicit(ctl, memory_order_acquire) != ctl_val)
 			return 2;

@@ -25,11 +25,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define RING_PAD 0u               /* record type of the tail padding */
-#define RING_SLOTS 32             /* consumer slots per ring */
-#define RING_NAME_MAX 48          /* consumer and ring names, NUL included */
+#define RING_PAD	      0u /* record type of the tail padding */
+#define RING_SLOTS	      32 /* consumer slots per ring */
+#define RING_NAME_MAX	      48 /* consumer and ring names, NUL included */
 #define RING_DEFAULT_CAPACITY (64u << 20)
-#define RING_MIN_CAPACITY 4096u
+#define RING_MIN_CAPACITY     4096u
 
 enum ring_kind {
 	RING_DURABLE = 1,  /* holds the producer back */
@@ -46,10 +46,10 @@ typedef struct mdb_ring mdb_ring;
 typedef struct mdb_ring_consumer mdb_ring_consumer;
 
 struct ring_rec {
-	uint32_t type;      /* the record type (never RING_PAD) */
-	uint32_t len;       /* payload bytes */
-	const void *data;   /* payload; valid until the next ring_next() */
-	uint64_t pos;       /* position of the record's header */
+	uint32_t type;	  /* the record type (never RING_PAD) */
+	uint32_t len;	  /* payload bytes */
+	const void *data; /* payload; valid until the next ring_next() */
+	uint64_t pos;	  /* position of the record's header */
 };
 
 /* Create NAME with `capacity` data bytes (a power of two >= RING_MIN_CAPACITY)
@@ -197,25 +197,25 @@ int ring_sleep_moved(mdb_ring_consumer *c, uint64_t pos, _Atomic uint32_t *ctl, 
 struct ring_slot_info {
 	char name[RING_NAME_MAX];
 	enum ring_kind kind;
-	pid_t pid;          /* last process that held it */
-	bool alive;         /* its process holds the slot's lock */
-	uint64_t position;  /* next byte it will read */
+	pid_t pid;	   /* last process that held it */
+	bool alive;	   /* its process holds the slot's lock */
+	uint64_t position; /* next byte it will read */
 	uint64_t laps;
-	uint64_t records;   /* records read */
+	uint64_t records; /* records read */
 };
 
 struct ring_info {
 	uint64_t capacity;
-	uint64_t position;  /* published */
-	uint64_t oldest;    /* oldest readable record boundary */
+	uint64_t position; /* published */
+	uint64_t oldest;   /* oldest readable record boundary */
 	pid_t producer_pid;
 	bool producer_alive;
 	uint32_t producer_epoch; /* how many times a producer began */
-	uint64_t records;        /* published since creation */
-	uint64_t bytes;          /* payload bytes published */
-	uint64_t laps;           /* observer laps, all consumers */
-	uint64_t held_ns;        /* time the producer waited for durable consumers */
-	uint32_t sleepers;       /* consumers asleep on the futex now */
+	uint64_t records;	 /* published since creation */
+	uint64_t bytes;		 /* payload bytes published */
+	uint64_t laps;		 /* observer laps, all consumers */
+	uint64_t held_ns;	 /* time the producer waited for durable consumers */
+	uint32_t sleepers;	 /* consumers asleep on the futex now */
 	int nslots;
 	struct ring_slot_info slots[RING_SLOTS];
 };

@@ -130,8 +130,8 @@ bool shm_name_ok(const char *name)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char ch = name[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '.' || ch == '_' || ch == '-' || ch == '@'))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-' || ch == '@'))
 			return false;
 	}
 	return true;

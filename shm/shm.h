@@ -3,8 +3,8 @@
 #ifndef MDB_SHM_H
 #define MDB_SHM_H
 
-#include <stdbool.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>

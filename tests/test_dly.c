@@ -19,8 +19,10 @@ Test(dly, sierra_daily_line)
 	cr_assert_eq(dly_header_parse(S(DLY_HEADER "\r\n"), &h, &why), 0);
 	cr_assert_eq(h.ncols, 7);
 	cr_assert(!h.has_time);
-	cr_assert_eq(dly_line_parse(&h, S("2025/9/12, 6590.25, 6612.5, 6571, 6603.75, 1402311, 7\n"), &b,
-				    &why), 0);
+	cr_assert_eq(dly_line_parse(&h,
+				    S("2025/9/12, 6590.25, 6612.5, 6571, 6603.75, 1402311, 7\n"),
+				    &b, &why),
+		     0);
 	cr_assert_eq(b.ts, 1757635200LL * 1000000000LL);
 	cr_assert_eq(b.o, 6590.25);
 	cr_assert_eq(b.h, 6612.5);
@@ -41,16 +43,23 @@ Test(dly, intraday_columns_any_order_and_delimiter)
 	struct dly_header h;
 	struct dly_bar b;
 	const char *why = NULL;
-	cr_assert_eq(dly_header_parse(S("Date;Time;Open;High;Low;Last;Volume;NumberOfTrades;BidVolume;AskVolume;Extra"),
-				      &h, &why), 0);
+	cr_assert_eq(
+	    dly_header_parse(
+		S("Date;Time;Open;High;Low;Last;Volume;NumberOfTrades;BidVolume;AskVolume;Extra"),
+		&h, &why),
+	    0);
 	cr_assert(h.has_time);
-	cr_assert_eq(dly_line_parse(&h, S("2025-09-12;13:30:01.5;10;11;9;10.5;100;4;60;40;zz"), &b, &why), 0);
+	cr_assert_eq(
+	    dly_line_parse(&h, S("2025-09-12;13:30:01.5;10;11;9;10.5;100;4;60;40;zz"), &b, &why),
+	    0);
 	cr_assert_eq(b.ts, (1757635200LL + 13 * 3600 + 30 * 60 + 1) * 1000000000LL + 500000000);
 	cr_assert_eq(b.c, 10.5);
 	cr_assert_eq(b.n, 4);
 	cr_assert_eq(b.bv, 60);
 	cr_assert_eq(b.av, 40);
-	cr_assert_eq(dly_line_parse(&h, S("20250912\t13:30\t10\t11\t9\t10.5\t100\t4\t60\t40\tq"), &b, &why), 0);
+	cr_assert_eq(
+	    dly_line_parse(&h, S("20250912\t13:30\t10\t11\t9\t10.5\t100\t4\t60\t40\tq"), &b, &why),
+	    0);
 	cr_assert_eq(b.ts, (1757635200LL + 13 * 3600 + 30 * 60) * 1000000000LL);
 }
 
@@ -63,12 +72,18 @@ Test(dly, garbage_is_an_error_with_a_reason)
 	cr_assert_eq(dly_header_parse(S("Date, Open, Open, High, Low, Close"), &h, &why), -EBADMSG);
 	cr_assert_eq(dly_header_parse(S(DLY_HEADER), &h, &why), 0);
 	static const char *const bad[] = {
-	    "2025/2/30, 1, 2, 1, 1, 0, 0",   "2025/9/12, 1, 2, 1, 1, 0",
-	    "2025/9/12, 1, 2, 1, 1, 0, 0, 9", "2025/9/12, x, 2, 1, 1, 0, 0",
-	    "2025/9/12, 1, 0, 1, 1, 0, 0",   "2025/9/12, 1, 2, 1, 1, -5, 0",
-	    "12/9/2025x, 1, 2, 1, 1, 0, 0",  "2025/9/12, nan, 2, 1, 1, 0, 0",
-	    "2262/1/1, 1, 2, 1, 1, 0, 0",    "1899/12/31, 1, 2, 1, 1, 0, 0",
-	    "",                              "\x01\xff garbage \xfe",
+	    "2025/2/30, 1, 2, 1, 1, 0, 0",
+	    "2025/9/12, 1, 2, 1, 1, 0",
+	    "2025/9/12, 1, 2, 1, 1, 0, 0, 9",
+	    "2025/9/12, x, 2, 1, 1, 0, 0",
+	    "2025/9/12, 1, 0, 1, 1, 0, 0",
+	    "2025/9/12, 1, 2, 1, 1, -5, 0",
+	    "12/9/2025x, 1, 2, 1, 1, 0, 0",
+	    "2025/9/12, nan, 2, 1, 1, 0, 0",
+	    "2262/1/1, 1, 2, 1, 1, 0, 0",
+	    "1899/12/31, 1, 2, 1, 1, 0, 0",
+	    "",
+	    "\x01\xff garbage \xfe",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		why = NULL;
@@ -93,9 +108,10 @@ Test(dly, encodes_a_bar_with_oi_off_fid)
 	mdb_codec *c = codec_new();
 	char json[1024];
 	cr_assert_gt(record_to_json(c, mp, (size_t)n, json, sizeof json, &why), 0);
-	cr_assert_str_eq(json, "{\"t\":\"bar\",\"s\":\"ES\",\"ts\":1757635200000000000,\"iv\":86400,"
-			       "\"o\":10.0,\"h\":12.0,\"l\":9.0,\"c\":11.0,\"v\":500.0,\"n\":0,"
-			       "\"f\":0,\"src\":\"dly\",\"oi\":3.0,\"off\":120,\"fid\":77}");
+	cr_assert_str_eq(json,
+			 "{\"t\":\"bar\",\"s\":\"ES\",\"ts\":1757635200000000000,\"iv\":86400,"
+			 "\"o\":10.0,\"h\":12.0,\"l\":9.0,\"c\":11.0,\"v\":500.0,\"n\":0,"
+			 "\"f\":0,\"src\":\"dly\",\"oi\":3.0,\"off\":120,\"fid\":77}");
 	struct mdb_record r;
 	cr_assert_eq(record_decode(c, mp, (size_t)n, &r, &why), 0);
 	cr_assert_eq(r.bar.c, 11);

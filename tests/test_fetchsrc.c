@@ -181,10 +181,12 @@ Test(fetchsrc, truncated_and_garbage_bodies, .init = setup, .fini = teardown)
 		}
 	}
 	const char *junk[] = {"<html>Too Many Requests</html>", "[]", "null", "{\"a\":1}",
-			      "{\"chart\":{\"result\":[{\"timestamp\":[1],\"indicators\":{\"quote\":[{\"open\":[1]}]}}]}}"};
+			      ("{\"chart\":{\"result\":[{\"timestamp\":[1],\"indicators\":{"
+			       "\"quote\":[{\"open\":[1]}]}}]}}")};
 	for (size_t i = 0; i < sizeof junk / sizeof *junk; i++)
 		for (int t = 0; t < FSRC_NTYPES; t++) {
-			cr_assert_eq(fsrc_parse(t, 200, junk[i], strlen(junk[i]), 60, zones, &res), 0);
+			cr_assert_eq(fsrc_parse(t, 200, junk[i], strlen(junk[i]), 60, zones, &res),
+				     0);
 			cr_assert_neq(res.status, FSRC_OK, "%s as %s", junk[i], fsrc_type_name(t));
 			cr_assert_eq(res.n, 0);
 		}
@@ -193,22 +195,29 @@ Test(fetchsrc, truncated_and_garbage_bodies, .init = setup, .fini = teardown)
 Test(fetchsrc, urls, .init = setup, .fini = teardown)
 {
 	char u[512];
-	struct fsrc_req rq = {.base = "http://127.0.0.1:9/y", .ticker = "NQ=F", .iv = 60,
-			      .from_ns = 1700000000 * NS, .to_ns = 1700000060 * NS};
+	struct fsrc_req rq = {.base = "http://127.0.0.1:9/y",
+			      .ticker = "NQ=F",
+			      .iv = 60,
+			      .from_ns = 1700000000 * NS,
+			      .to_ns = 1700000060 * NS};
 	cr_assert_gt(fsrc_url(FSRC_YAHOO, &rq, u, sizeof u), 0);
 	cr_assert_str_eq(u, "http://127.0.0.1:9/y/v8/finance/chart/NQ%3DF?interval=1m&period1="
 			    "1700000000&period2=1700000060&includePrePost=false");
 	rq.key = "k&y";
 	cr_assert_gt(fsrc_url(FSRC_POLYGON, &rq, u, sizeof u), 0);
-	cr_assert_str_eq(u, "http://127.0.0.1:9/y/v2/aggs/ticker/NQ%3DF/range/1/minute/"
-			    "1700000000000/1700000059999?adjusted=true&sort=asc&limit=50000&apiKey=k%26y");
+	cr_assert_str_eq(
+	    u, "http://127.0.0.1:9/y/v2/aggs/ticker/NQ%3DF/range/1/minute/"
+	       "1700000000000/1700000059999?adjusted=true&sort=asc&limit=50000&apiKey=k%26y");
 	rq.full = 1;
 	cr_assert_gt(fsrc_url(FSRC_ALPHAVANTAGE, &rq, u, sizeof u), 0);
-	cr_assert(strstr(u, "function=TIME_SERIES_INTRADAY&symbol=NQ%3DF&interval=1min&outputsize=full"
-			    "&month=2023-11&apikey=k%26y"), "%s", u);
+	cr_assert(strstr(u,
+			 "function=TIME_SERIES_INTRADAY&symbol=NQ%3DF&interval=1min&outputsize=full"
+			 "&month=2023-11&apikey=k%26y"),
+		  "%s", u);
 	cr_assert_gt(fsrc_url(FSRC_TWELVEDATA, &rq, u, sizeof u), 0);
 	cr_assert(strstr(u, "/time_series?symbol=NQ%3DF&interval=1min&start_date=2023-11-13"
-			    "&end_date=2023-11-15"), "%s", u);
+			    "&end_date=2023-11-15"),
+		  "%s", u);
 	rq.iv = 7;
 	cr_assert_eq(fsrc_url(FSRC_YAHOO, &rq, u, sizeof u), -EINVAL);
 	rq.iv = 60;

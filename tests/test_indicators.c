@@ -12,12 +12,12 @@
 #include <string.h>
 
 #define MIN_NS (60LL * 1000000000LL)
-#define T0 (1700006400LL * 1000000000LL) /* a midnight UTC */
+#define T0     (1700006400LL * 1000000000LL) /* a midnight UTC */
 
 static void near(double got, double want, const char *what, int i)
 {
-	cr_assert(fabs(got - want) <= 1e-12 * fmax(1, fabs(want)), "%s at bar %d: %.17g, want %.17g",
-		  what, i, got, want);
+	cr_assert(fabs(got - want) <= 1e-12 * fmax(1, fabs(want)),
+		  "%s at bar %d: %.17g, want %.17g", what, i, got, want);
 }
 
 static struct ind_bar mk(int i, double c, double h, double l, double v)
@@ -50,7 +50,7 @@ Test(indicators, hand_computed_short_series)
 	/* EMA(2): SMA seed 10.5, then k = 2/3 */
 	cr_assert(isnan(o[0].ema_fast));
 	near(o[1].ema_fast, 10.5, "ema2", 1);
-	near(o[2].ema_fast, 10.5, "ema2", 2);          /* (10.5-10.5)*2/3+10.5 */
+	near(o[2].ema_fast, 10.5, "ema2", 2);		    /* (10.5-10.5)*2/3+10.5 */
 	near(o[3].ema_fast, 10.5 + 1.5 * 2 / 3, "ema2", 3); /* 11.5 */
 	near(o[4].ema_fast, 11.5 - 0.5 * 2 / 3, "ema2", 4);
 	/* EMA(3): SMA(10, 11, 10.5) = 10.5, then k = 1/2 */
@@ -195,8 +195,8 @@ static struct ind_bar random_bar(int i, double base)
 {
 	double o = base + rnd() - 0.5, c = o + 2 * rnd() - 1;
 	double h = fmax(o, c) + rnd(), l = fmin(o, c) - rnd();
-	struct ind_bar b = {.ts = T0 + i * MIN_NS, .o = o, .h = h, .l = l, .c = c,
-			    .v = floor(500 * rnd())};
+	struct ind_bar b = {
+	    .ts = T0 + i * MIN_NS, .o = o, .h = h, .l = l, .c = c, .v = floor(500 * rnd())};
 	b.filled = rnd() < 0.05;
 	if (b.filled)
 		b.o = b.h = b.l = b.c = base, b.v = 0;

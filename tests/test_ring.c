@@ -10,8 +10,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/time.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -238,7 +238,8 @@ Test(ring, observer_from_start_reads_oldest_boundary)
 	for (uint64_t seq = 0; seq < n; seq++)
 		cr_assert_eq(ring_publish(r, 1, buf, fill(buf, seq, 8 + seq % 200), 0), 0);
 	int err;
-	mdb_ring_consumer *o = ring_consumer_open(r, "tap", RING_OBSERVER, RING_FROM_START, 0, &err);
+	mdb_ring_consumer *o =
+	    ring_consumer_open(r, "tap", RING_OBSERVER, RING_FROM_START, 0, &err);
 	cr_assert_not_null(o);
 	struct ring_rec rec;
 	uint64_t first = UINT64_MAX, last = 0, count = 0, bytes = 0;
@@ -305,7 +306,8 @@ Test(ring, killed_consumer_resumes_and_shows_gone)
 	if (pid == 0) {
 		int err;
 		mdb_ring *cr = ring_open("k", &err);
-		mdb_ring_consumer *c = ring_consumer_open(cr, "w", RING_DURABLE, RING_FROM_START, 0, &err);
+		mdb_ring_consumer *c =
+		    ring_consumer_open(cr, "w", RING_DURABLE, RING_FROM_START, 0, &err);
 		struct ring_rec rec;
 		for (int i = 0; i < 30; i++)
 			ring_next(c, &rec);
@@ -408,7 +410,8 @@ Test(ring, kill9_producer_mid_write_loses_nothing)
 		while (tu_now_ns() < deadline) {
 			while (ring_next(c, &rec) == 1) {
 				uint64_t got;
-				cr_assert(check(rec.data, rec.len, &got), "torn record at %lu", expect);
+				cr_assert(check(rec.data, rec.len, &got), "torn record at %lu",
+					  expect);
 				cr_assert_eq(got, expect);
 				expect++;
 			}
@@ -476,7 +479,8 @@ Test(ring, processes_move_tens_of_millions_in_order)
 	for (int i = 0; i < 2; i++) {
 		int st;
 		waitpid(kids[i], &st, 0);
-		cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "consumer %d saw every record in order", i);
+		cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+			  "consumer %d saw every record in order", i);
 	}
 	struct ring_info info;
 	ring_info(r, &info);
@@ -494,7 +498,8 @@ Test(ring, sleeping_consumer_is_woken)
 	if (pid == 0) {
 		int err;
 		mdb_ring *cr = ring_open("wk", &err);
-		mdb_ring_consumer *c = ring_consumer_open(cr, "w", RING_OBSERVER, RING_FROM_END, 0, &err);
+		mdb_ring_consumer *c =
+		    ring_consumer_open(cr, "w", RING_OBSERVER, RING_FROM_END, 0, &err);
 		(void)!write(pfd[1], "r", 1);
 		int rc = ring_wait(c, 5000000000LL);
 		struct ring_rec rec;
@@ -573,7 +578,8 @@ Test(ring, idle_consumer_uses_no_cpu, .timeout = 60)
 	if (pid == 0) {
 		int err;
 		mdb_ring *cr = ring_open("idle", &err);
-		mdb_ring_consumer *c = ring_consumer_open(cr, "w", RING_DURABLE, RING_FROM_END, 50000, &err);
+		mdb_ring_consumer *c =
+		    ring_consumer_open(cr, "w", RING_DURABLE, RING_FROM_END, 50000, &err);
 		_exit(ring_wait(c, wait_ns) == 0 ? 0 : 1);
 	}
 	int st;
@@ -596,7 +602,8 @@ Test(ring, durable_from_start_after_wraps_sees_intact_records)
 	for (; seq < 3000; seq++)
 		cr_assert_eq(ring_publish(r, 1, buf, fill(buf, seq, 8 + seq % 290), 0), 0);
 	int err;
-	mdb_ring_consumer *c = ring_consumer_open(r, "late", RING_DURABLE, RING_FROM_START, 0, &err);
+	mdb_ring_consumer *c =
+	    ring_consumer_open(r, "late", RING_DURABLE, RING_FROM_START, 0, &err);
 	cr_assert_not_null(c);
 	/* now it holds the producer: the ring fills but never overwrites it */
 	while (ring_publish(r, 1, buf, fill(buf, seq, 8 + seq % 290), 0) == 0)
@@ -625,7 +632,9 @@ Test(ring, dead_observer_slots_are_reclaimed)
 			mdb_ring *cr = ring_open("obs", &err);
 			char name[32];
 			snprintf(name, sizeof name, "tap.%d", i);
-			_exit(ring_consumer_open(cr, name, RING_OBSERVER, RING_FROM_END, 0, &err) ? 0 : 1);
+			_exit(ring_consumer_open(cr, name, RING_OBSERVER, RING_FROM_END, 0, &err)
+				  ? 0
+				  : 1);
 		}
 		int st;
 		waitpid(pid, &st, 0);
@@ -673,7 +682,8 @@ Test(ring, killed_sleeper_stops_costing_the_producer)
 	if (pid == 0) {
 		int err;
 		mdb_ring *cr = ring_open("zz", &err);
-		mdb_ring_consumer *c = ring_consumer_open(cr, "sleepy", RING_OBSERVER, RING_FROM_END, 0, &err);
+		mdb_ring_consumer *c =
+		    ring_consumer_open(cr, "sleepy", RING_OBSERVER, RING_FROM_END, 0, &err);
 		ring_wait(c, -1);
 		_exit(0);
 	}
@@ -828,7 +838,8 @@ static void publish_varied(mdb_ring *r, uint64_t n, uint64_t *pos)
 	uint8_t buf[256];
 	for (uint64_t seq = 0; seq < n; seq++) {
 		pos[seq] = ring_position(r);
-		cr_assert_eq(ring_publish(r, 3, buf, fill(buf, seq, 8 + (uint32_t)(seq * 37 % 200)), 0), 0);
+		cr_assert_eq(
+		    ring_publish(r, 3, buf, fill(buf, seq, 8 + (uint32_t)(seq * 37 % 200)), 0), 0);
 	}
 }
 
@@ -840,7 +851,8 @@ static mdb_ring_consumer *varied_observer(const char *name, uint64_t *pos, mdb_r
 	cr_assert_eq(ring_producer_begin(*r), 0);
 	publish_varied(*r, 400, pos);
 	int err;
-	mdb_ring_consumer *o = ring_consumer_open(*r, "replay", RING_OBSERVER, RING_FROM_END, 0, &err);
+	mdb_ring_consumer *o =
+	    ring_consumer_open(*r, "replay", RING_OBSERVER, RING_FROM_END, 0, &err);
 	cr_assert_not_null(o);
 	return o;
 }

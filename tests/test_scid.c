@@ -33,9 +33,15 @@ Test(scid, header_round_trip_and_every_bad_field)
 
 Test(scid, record_layout_is_little_endian_40_bytes)
 {
-	struct scid_record r = {.dt = 0x0102030405060708LL, .open = 0, .high = 2.5f, .low = 2.25f,
-				.close = 2.5f, .num_trades = 1, .total_volume = 7,
-				.bid_volume = 0, .ask_volume = 7};
+	struct scid_record r = {.dt = 0x0102030405060708LL,
+				.open = 0,
+				.high = 2.5f,
+				.low = 2.25f,
+				.close = 2.5f,
+				.num_trades = 1,
+				.total_volume = 7,
+				.bid_volume = 0,
+				.ask_volume = 7};
 	uint8_t b[SCID_RECORD_SIZE], want_dt[8] = {8, 7, 6, 5, 4, 3, 2, 1};
 	scid_record_store(b, &r);
 	cr_assert_eq(memcmp(b, want_dt, 8), 0);
@@ -79,14 +85,21 @@ Test(scid, ticks_quotes_sub_trades_and_bars)
 	enum scid_kind kind;
 	const char *why;
 	int64_t dt = scid_from_unix_ns(1757683800LL * 1000000000LL) + 1;
-	struct scid_record r = {.dt = dt, .open = 0, .high = 100.25f, .low = 100.0f,
-				.close = 100.25f, .num_trades = 1, .total_volume = 3, .ask_volume = 3};
+	struct scid_record r = {.dt = dt,
+				.open = 0,
+				.high = 100.25f,
+				.low = 100.0f,
+				.close = 100.25f,
+				.num_trades = 1,
+				.total_volume = 3,
+				.ask_volume = 3};
 	int n = scid_encode(&r, "ES", 1, 96, 7, mp, sizeof mp, &kind, &why);
 	cr_assert_eq(kind, SCID_TICK);
 	to_json(mp, n, json, sizeof json);
-	cr_assert_str_eq(json, "{\"t\":\"tick\",\"s\":\"ES\",\"ts\":1757683800000001000,\"p\":100.25,"
-			       "\"v\":3.0,\"b\":100.0,\"a\":100.25,\"n\":1,\"src\":\"scid\","
-			       "\"off\":96,\"fid\":7}");
+	cr_assert_str_eq(json,
+			 "{\"t\":\"tick\",\"s\":\"ES\",\"ts\":1757683800000001000,\"p\":100.25,"
+			 "\"v\":3.0,\"b\":100.0,\"a\":100.25,\"n\":1,\"src\":\"scid\","
+			 "\"off\":96,\"fid\":7}");
 	r.open = SCID_FIRST_SUB_TRADE;
 	n = scid_encode(&r, "ES", 1, -1, 0, mp, sizeof mp, &kind, &why);
 	to_json(mp, n, json, sizeof json);
@@ -103,15 +116,23 @@ Test(scid, ticks_quotes_sub_trades_and_bars)
 	cr_assert_str_eq(json, "{\"t\":\"tick\",\"s\":\"ES\",\"ts\":1757683800000001000,"
 			       "\"b\":100.0,\"a\":100.25,\"n\":0,\"src\":\"scid\"}");
 	/* a bar has 14 keys: the two more make a map16 */
-	struct scid_record b = {.dt = dt - 1, .open = 10, .high = 12, .low = 9, .close = 11,
-				.num_trades = 4, .total_volume = 9, .bid_volume = 4, .ask_volume = 5};
+	struct scid_record b = {.dt = dt - 1,
+				.open = 10,
+				.high = 12,
+				.low = 9,
+				.close = 11,
+				.num_trades = 4,
+				.total_volume = 9,
+				.bid_volume = 4,
+				.ask_volume = 5};
 	n = scid_encode(&b, "NQ", 60, 136, 1, mp, sizeof mp, &kind, &why);
 	cr_assert_eq(kind, SCID_BAR);
 	cr_assert_eq(mp[0], 0xde);
 	to_json(mp, n, json, sizeof json);
-	cr_assert_str_eq(json, "{\"t\":\"bar\",\"s\":\"NQ\",\"ts\":1757683800000000000,\"iv\":60,"
-			       "\"o\":10.0,\"h\":12.0,\"l\":9.0,\"c\":11.0,\"v\":9.0,\"n\":4,"
-			       "\"bv\":4.0,\"av\":5.0,\"f\":0,\"src\":\"scid\",\"off\":136,\"fid\":1}");
+	cr_assert_str_eq(json,
+			 "{\"t\":\"bar\",\"s\":\"NQ\",\"ts\":1757683800000000000,\"iv\":60,"
+			 "\"o\":10.0,\"h\":12.0,\"l\":9.0,\"c\":11.0,\"v\":9.0,\"n\":4,"
+			 "\"bv\":4.0,\"av\":5.0,\"f\":0,\"src\":\"scid\",\"off\":136,\"fid\":1}");
 }
 
 Test(scid, impossible_records_are_refused)
@@ -135,8 +156,8 @@ static int encode_generic(const struct scid_record *r, const char *sym, int32_t 
 			  uint32_t fid, uint8_t *buf, size_t cap)
 {
 	struct mdb_record rec;
-	bool tick = r->open == 0 || r->open == SCID_FIRST_SUB_TRADE ||
-		    r->open == SCID_LAST_SUB_TRADE;
+	bool tick =
+	    r->open == 0 || r->open == SCID_FIRST_SUB_TRADE || r->open == SCID_LAST_SUB_TRADE;
 	record_init(&rec, tick ? MDB_REC_TICK : MDB_REC_BAR);
 	strcpy(rec.s, sym);
 	strcpy(rec.src, "scid");
@@ -180,8 +201,8 @@ Test(scid, direct_encoder_makes_the_generic_bytes)
 {
 	uint64_t s = 42;
 	static const float opens[] = {0, SCID_FIRST_SUB_TRADE, SCID_LAST_SUB_TRADE, 5000.25f};
-	static const int64_t offs[] = {-1, 0, 96, 127, 128, 255, 256, 65535, 65536, 4294967295LL,
-				       4294967296LL};
+	static const int64_t offs[] = {-1,  0,	   96,	  127,		128,	     255,
+				       256, 65535, 65536, 4294967295LL, 4294967296LL};
 	static const uint32_t counts[] = {0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295u};
 	for (int i = 0; i < 20000; i++) {
 		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -202,7 +223,8 @@ Test(scid, direct_encoder_makes_the_generic_bytes)
 		uint8_t a[MDB_REC_MAX_BYTES], b[MDB_REC_MAX_BYTES];
 		enum scid_kind kind;
 		const char *why;
-		int na = scid_encode(&r, sym, iv, off, (uint32_t)(s >> 7), a, sizeof a, &kind, &why);
+		int na =
+		    scid_encode(&r, sym, iv, off, (uint32_t)(s >> 7), a, sizeof a, &kind, &why);
 		int nb = encode_generic(&r, sym, iv, off, (uint32_t)(s >> 7), b, sizeof b);
 		cr_assert_gt(na, 0, "record %d: %s", i, na == -EBADMSG ? why : "");
 		cr_assert_eq(na, nb, "record %d: %d bytes, generic %d", i, na, nb);

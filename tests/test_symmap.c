@@ -20,7 +20,8 @@ Test(symmap, maps_names_and_ignores_comments_and_blanks)
 	int err, line;
 	const char *why;
 	mdb_symmap *m = parse("# the front months\n\n  NQU25-CME\tNQ\r\nESZ25-CME ES   \n"
-			      "   # indented comment\nCL-NYMEX CL", &err, &line, &why);
+			      "   # indented comment\nCL-NYMEX CL",
+			      &err, &line, &why);
 	cr_assert_not_null(m, "err %d line %d %s", err, line, why ? why : "");
 	cr_assert_eq(symmap_count(m), 3);
 	cr_assert_str_eq(symmap_lookup(m, "NQU25-CME"), "NQ");
@@ -43,7 +44,7 @@ Test(symmap, bad_lines_name_their_number)
 	    {"A B\nlonely\n", 2},
 	    {"A B C\n", 1},
 	    {"\n\nA 0123456789012345678901234567890123\n", 3},
-	    {"A B\nA C\n", 2},		/* mapped twice: the second mapping */
+	    {"A B\nA C\n", 2},			/* mapped twice: the second mapping */
 	    {"Z Y\n# c\nA B\n\nZ X\nZ W\n", 5}, /* and again: still the second */
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

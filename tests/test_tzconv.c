@@ -31,7 +31,8 @@ Test(tzconv, new_york_winter_and_summer)
 	cr_assert_eq(tz_local_to_utc(ny, local("2024-07-01 09:30:00")), 1719840600);
 	cr_assert_eq(tz_offset_at(ny, 1719840600), -4 * 3600);
 	/* US/Eastern is the same zone under its old name */
-	cr_assert_eq(tz_local_to_utc(zone(c, "US/Eastern"), local("2024-07-01 09:30:00")), 1719840600);
+	cr_assert_eq(tz_local_to_utc(zone(c, "US/Eastern"), local("2024-07-01 09:30:00")),
+		     1719840600);
 	tzcache_free(&c);
 	cr_assert_null(c);
 }
@@ -57,7 +58,8 @@ Test(tzconv, other_zones_and_far_future)
 		     1717398000);
 	cr_assert_eq(tz_local_to_utc(zone(c, "UTC"), local("2024-06-03 08:00:00")), 1717401600);
 	/* Tokyo, no DST */
-	cr_assert_eq(tz_local_to_utc(zone(c, "Asia/Tokyo"), local("2024-01-01 09:00:00")), 1704067200);
+	cr_assert_eq(tz_local_to_utc(zone(c, "Asia/Tokyo"), local("2024-01-01 09:00:00")),
+		     1704067200);
 	/* 2050-07-01 12:00 EDT: past the transitions of the file, from its footer */
 	cr_assert_eq(tz_local_to_utc(zone(c, "America/New_York"), local("2050-07-01 12:00:00")),
 		     2540304000);

@@ -17,15 +17,15 @@
  * nothing is written and the cache is not touched, so the first features
  * it publishes are computed from the same history as before the restart.
  */
-#include "clock.h"
 #include "cli.h"
+#include "clock.h"
 #include "counters.h"
 #include "endpoint.h"
 #include "indicators.h"
 #include "keymap.h"
 #include "log.h"
-#include "notify.h"
 #include "lvc.h"
+#include "notify.h"
 #include "shm.h"
 #include "warmup.h"
 
@@ -41,7 +41,7 @@
  * sleeping consumer (a futex syscall): 256 makes that a few ns a bar, and a
  * record waits for at most 256 input records (about 100 us at 2 M/s). */
 #define RELEASE_EVERY 256
-#define DEFAULT_LVC "mdb"
+#define DEFAULT_LVC   "mdb"
 /* Entries of the recent-series cache (a power of two). */
 #define RECENT 4096
 
@@ -66,9 +66,9 @@ struct series {
 	char s[MDB_SYM_MAX]; /* the key, NUL-padded */
 	int32_t iv;
 	ind_series *ind;
-	int lvc;            /* slot in the last-value cache, -1: none */
-	bool forming;       /* fb holds the bar being formed */
-	struct ind_bar fb;  /* the latest values of the forming bar */
+	int lvc;	   /* slot in the last-value cache, -1: none */
+	bool forming;	   /* fb holds the bar being formed */
+	struct ind_bar fb; /* the latest values of the forming bar */
 };
 
 struct engine {
@@ -81,37 +81,37 @@ struct engine {
 	mdb_outputs *out;
 	bool forward;
 	int64_t now_ns; /* CLOCK_REALTIME, read once per batch of input records */
-	mdb_counter *c_feat, *c_stale, *c_implicit, *c_revised, *c_bad, *c_series,
-	    *c_lvc_full, *c_out, *c_err, *c_held, *c_warm;
+	mdb_counter *c_feat, *c_stale, *c_implicit, *c_revised, *c_bad, *c_series, *c_lvc_full,
+	    *c_out, *c_err, *c_held, *c_warm;
 	uint8_t fbuf[MDB_REC_MAX_BYTES]; /* the encoded feat record */
 	struct mdb_record feat;
 };
 
 static _Noreturn void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: mdb-feature [-i ENDPOINT]... [-o ENDPOINT]... [--name NAME] [--json]\n"
-		"                   [--lvc NAME | --no-lvc] [--lvc-size N] [--rsi N] [--ema-fast N]\n"
-		"                   [--ema-slow N] [--macd-signal N] [--bb N] [--bb-k K] [--atr N]\n"
-		"                   [--vma N] [--mom N] [--session HH:MM|none] [--no-forward]\n"
-		"                   [--from start|end] [--ring-size SIZE]\n"
-		"Pass bars on, each followed by its indicators as a feat record.\n" CLI_USAGE
-		"      --lvc NAME          the last-value cache to keep (default mdb)\n"
-		"      --no-lvc            keep no last-value cache\n"
-		"      --lvc-size N        entries of a cache this creates (default 4096)\n"
-		"      --rsi N             RSI period (default 14)\n"
-		"      --ema-fast N        fast EMA and MACD period (default 12)\n"
-		"      --ema-slow N        slow EMA and MACD period (default 26)\n"
-		"      --macd-signal N     MACD signal period (default 9)\n"
-		"      --bb N              Bollinger period (default 20)\n"
-		"      --bb-k K            Bollinger width in deviations (default 2)\n"
-		"      --atr N             ATR period (default 14)\n"
-		"      --vma N             volume MA period (default 20)\n"
-		"      --mom N             momentum lag (default 10)\n"
-		"      --session HH:MM|none  VWAP resets daily at HH:MM UTC (default 00:00)\n"
-		"      --no-forward        write only feat records, not the input records\n"
-		CLI_STAGE_USAGE
-		CLI_USAGE_ENDPOINTS);
+	fprintf(
+	    out,
+	    "usage: mdb-feature [-i ENDPOINT]... [-o ENDPOINT]... [--name NAME] [--json]\n"
+	    "                   [--lvc NAME | --no-lvc] [--lvc-size N] [--rsi N] [--ema-fast N]\n"
+	    "                   [--ema-slow N] [--macd-signal N] [--bb N] [--bb-k K] [--atr N]\n"
+	    "                   [--vma N] [--mom N] [--session HH:MM|none] [--no-forward]\n"
+	    "                   [--from start|end] [--ring-size SIZE]\n"
+	    "Pass bars on, each followed by its indicators as a feat record.\n" CLI_USAGE
+	    "      --lvc NAME          the last-value cache to keep (default mdb)\n"
+	    "      --no-lvc            keep no last-value cache\n"
+	    "      --lvc-size N        entries of a cache this creates (default 4096)\n"
+	    "      --rsi N             RSI period (default 14)\n"
+	    "      --ema-fast N        fast EMA and MACD period (default 12)\n"
+	    "      --ema-slow N        slow EMA and MACD period (default 26)\n"
+	    "      --macd-signal N     MACD signal period (default 9)\n"
+	    "      --bb N              Bollinger period (default 20)\n"
+	    "      --bb-k K            Bollinger width in deviations (default 2)\n"
+	    "      --atr N             ATR period (default 14)\n"
+	    "      --vma N             volume MA period (default 20)\n"
+	    "      --mom N             momentum lag (default 10)\n"
+	    "      --session HH:MM|none  VWAP resets daily at HH:MM UTC (default 00:00)\n"
+	    "      --no-forward        write only feat records, not the input "
+	    "records\n" CLI_STAGE_USAGE CLI_USAGE_ENDPOINTS);
 	exit(out == stdout ? 0 : 2);
 }
 
@@ -260,8 +260,16 @@ static void lvc_update(struct engine *e, struct series *se, const struct mdb_rec
 		       const struct ind_values *v)
 {
 	struct lvc_value lv = {
-	    .ts = b->ts, .o = b->bar.o, .h = b->bar.h, .l = b->bar.l, .c = b->bar.c,
-	    .v = b->bar.v, .n = b->bar.n, .bv = b->bar.bv, .av = b->bar.av, .f = b->bar.f,
+	    .ts = b->ts,
+	    .o = b->bar.o,
+	    .h = b->bar.h,
+	    .l = b->bar.l,
+	    .c = b->bar.c,
+	    .v = b->bar.v,
+	    .n = b->bar.n,
+	    .bv = b->bar.bv,
+	    .av = b->bar.av,
+	    .f = b->bar.f,
 	    .feat = {v->rsi, v->ema_fast, v->ema_slow, v->bbm, v->bbu, v->bbl, v->atr, v->vwap,
 		     v->vma, v->macd, v->macds, v->macdh, v->mom},
 	    .updated_ns = e->now_ns,
@@ -282,8 +290,13 @@ static int features(struct engine *e, const struct mdb_record *b, struct series 
 	if (se->lvc >= 0) /* on_bar updates it once the features are made */
 		lvc_prefetch(e->lvc, se->lvc);
 	struct ind_bar ib = {
-	    .ts = b->ts, .o = b->bar.o, .h = b->bar.h, .l = b->bar.l, .c = b->bar.c,
-	    .v = isnan(b->bar.v) ? 0 : b->bar.v, .filled = (b->bar.f & MDB_F_FILLED) != 0,
+	    .ts = b->ts,
+	    .o = b->bar.o,
+	    .h = b->bar.h,
+	    .l = b->bar.l,
+	    .c = b->bar.c,
+	    .v = isnan(b->bar.v) ? 0 : b->bar.v,
+	    .filled = (b->bar.f & MDB_F_FILLED) != 0,
 	};
 	int64_t last = ind_last_ts(se->ind);
 	if (b->ts < last || (se->forming && b->ts < se->fb.ts))
@@ -337,9 +350,21 @@ static int on_bar(struct engine *e, const struct mdb_record *b)
 	memcpy(f->s, b->s, sizeof f->s);
 	f->ts = b->ts;
 	f->feat = (struct mdb_feat){
-	    .iv = b->bar.iv, .rsi = v.rsi, .ema12 = v.ema_fast, .ema26 = v.ema_slow, .bbm = v.bbm,
-	    .bbu = v.bbu, .bbl = v.bbl, .atr = v.atr, .vwap = v.vwap, .vma = v.vma, .macd = v.macd,
-	    .macds = v.macds, .macdh = v.macdh, .mom = v.mom, .f = b->bar.f,
+	    .iv = b->bar.iv,
+	    .rsi = v.rsi,
+	    .ema12 = v.ema_fast,
+	    .ema26 = v.ema_slow,
+	    .bbm = v.bbm,
+	    .bbu = v.bbu,
+	    .bbl = v.bbl,
+	    .atr = v.atr,
+	    .vwap = v.vwap,
+	    .vma = v.vma,
+	    .macd = v.macd,
+	    .macds = v.macds,
+	    .macdh = v.macdh,
+	    .mom = v.mom,
+	    .f = b->bar.f,
 	};
 	/* the cache first: a reader that sees the feat record finds it there */
 	if (se->lvc >= 0)
@@ -383,8 +408,9 @@ static long warm_up(struct engine *e, const char *uri, mdb_ring_consumer *c, mdb
 	bool lapped;
 	long n = warmup_ring(uri + 5, until, oname, warm_bar, &w, &lapped);
 	if (lapped)
-		logmsg(LOG_WARNING, "%s: warm-up overtaken by the producer: some bars "
-				    "before position %llu are missing from the state",
+		logmsg(LOG_WARNING,
+		       "%s: warm-up overtaken by the producer: some bars "
+		       "before position %llu are missing from the state",
 		       uri, (unsigned long long)until);
 	if (n < 0 && n != -ENOMEM) {
 		logmsg(LOG_WARNING, "%s: warm-up: %s (starting from empty state)", uri,
@@ -518,7 +544,8 @@ int main(int argc, char **argv)
 	if (!cnt)
 		logmsg(LOG_WARNING, "counters: %s (continuing without)", strerror(-err));
 	mdb_counter *c_in = counter_get(cnt, "in"), *c_rej = counter_get(cnt, "rejects"),
-		    *c_laps = counter_get(cnt, "laps"), *c_last = counter_get(cnt, "last_update_ns");
+		    *c_laps = counter_get(cnt, "laps"),
+		    *c_last = counter_get(cnt, "last_update_ns");
 	e.c_out = counter_get(cnt, "out");
 	e.c_feat = counter_get(cnt, "feat");
 	e.c_bad = counter_get(cnt, "bad_bars");

@@ -23,8 +23,8 @@
  * NAME (the config names NAME, never the key); a key is part of the request
  * URL, so URLs are never logged.
  */
-#include "clock.h"
 #include "cli.h"
+#include "clock.h"
 #include "counters.h"
 #include "endpoint.h"
 #include "fetchsrc.h"
@@ -46,14 +46,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NS 1000000000LL
-#define FETCH_MAX_SOURCES 8
-#define FETCH_MAX_SYMBOLS 4096
-#define FETCH_TICKER_MAX 128
-#define FETCH_URL_MAX 2048
-#define FETCH_KEY_MAX 256
-#define FETCH_BODY_MAX (64u << 20) /* a larger answer is an error, not a memory hog */
-#define FETCH_BACKFILL_ROUNDS 3    /* full rounds of failures before a chunk is given up */
+#define NS		      1000000000LL
+#define FETCH_MAX_SOURCES     8
+#define FETCH_MAX_SYMBOLS     4096
+#define FETCH_TICKER_MAX      128
+#define FETCH_URL_MAX	      2048
+#define FETCH_KEY_MAX	      256
+#define FETCH_BODY_MAX	      (64u << 20) /* a larger answer is an error, not a memory hog */
+#define FETCH_BACKFILL_ROUNDS 3		  /* full rounds of failures before a chunk is given up */
 
 enum {
 	OPT_CONFIG = CLI_OPT_FIRST_TOOL,
@@ -69,16 +69,16 @@ struct source {
 	char url[512];
 	char keyname[64];
 	char key[FETCH_KEY_MAX]; /* secret: never logged */
-	int priority;            /* lower is asked first */
-	uint32_t rate;           /* requests per minute; 0: unlimited */
-	uint64_t daily;          /* requests per UTC day; 0: unlimited */
-	int concurrency;         /* transfers at once */
+	int priority;		 /* lower is asked first */
+	uint32_t rate;		 /* requests per minute; 0: unlimited */
+	uint64_t daily;		 /* requests per UTC day; 0: unlimited */
+	int concurrency;	 /* transfers at once */
 	int64_t timeout_ns;
 	uint32_t fail_threshold; /* failures in a row that open the breaker */
-	int64_t cooldown_ns;     /* open -> half-open */
-	int64_t pause_ns;        /* after a rate-limit answer without Retry-After */
-	int64_t chunk_ns;        /* backfill: time asked per request */
-	mdb_symmap *map;         /* canonical symbol <- this API's ticker */
+	int64_t cooldown_ns;	 /* open -> half-open */
+	int64_t pause_ns;	 /* after a rate-limit answer without Retry-After */
+	int64_t chunk_ns;	 /* backfill: time asked per request */
+	mdb_symmap *map;	 /* canonical symbol <- this API's ticker */
 	const char *mapfile;
 	struct rl_window win;
 	struct rl_quota quota;
@@ -93,8 +93,8 @@ struct symbol {
 	int order[FETCH_MAX_SOURCES]; /* source indices, preferred first */
 	int norder;
 	char ticker[FETCH_MAX_SOURCES][FETCH_TICKER_MAX]; /* by source index */
-	bool busy;      /* a transfer is in flight */
-	bool due;       /* wants an answer this cycle */
+	bool busy;					  /* a transfer is in flight */
+	bool due;					  /* wants an answer this cycle */
 	uint32_t tried; /* sources that failed this cycle (bit per index) */
 	/* per source: answers about this symbol only ("unknown symbol", a body
 	 * that does not parse) open this, not the source's breaker */
@@ -149,22 +149,24 @@ static struct {
 
 static _Noreturn void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: mdb-fetch -c FILE [-o ENDPOINT]... [--name NAME] [--json] [--ring-size SIZE]\n"
-		"                 [--cadence DURATION] [--lookback DURATION] [--backfill DURATION]\n"
-		"                 [--base-url SOURCE=URL]...\n"
-		"Poll HTTP market-data APIs for bars, within their limits, with fallback.\n"
-		"  -c, --config FILE       sources, limits and symbols (see mdb-fetch(1))\n"
-		"  -o, --output ENDPOINT   write to ENDPOINT (repeatable; default -)\n"
-		"      --name NAME         instance name in the counters (default mdb-fetch)\n"
-		"      --json              stdout carries JSON lines, not MessagePack\n"
-		"      --ring-size SIZE    capacity of rings this creates (default 64M)\n"
-		"      --cadence DURATION  how often each symbol is asked (default 1s)\n"
-		"      --lookback DURATION history asked for on a symbol's first request (default 10m)\n"
-		"      --backfill DURATION fetch this much history as final bars, then exit\n"
-		"      --base-url SOURCE=URL  override a source's base URL\n"
-		"  -h, --help              show this help\n"
-		"  -V, --version           show the version\n" CLI_USAGE_ENDPOINTS);
+	fprintf(
+	    out,
+	    "usage: mdb-fetch -c FILE [-o ENDPOINT]... [--name NAME] [--json] [--ring-size SIZE]\n"
+	    "                 [--cadence DURATION] [--lookback DURATION] [--backfill DURATION]\n"
+	    "                 [--base-url SOURCE=URL]...\n"
+	    "Poll HTTP market-data APIs for bars, within their limits, with fallback.\n"
+	    "  -c, --config FILE       sources, limits and symbols (see mdb-fetch(1))\n"
+	    "  -o, --output ENDPOINT   write to ENDPOINT (repeatable; default -)\n"
+	    "      --name NAME         instance name in the counters (default mdb-fetch)\n"
+	    "      --json              stdout carries JSON lines, not MessagePack\n"
+	    "      --ring-size SIZE    capacity of rings this creates (default 64M)\n"
+	    "      --cadence DURATION  how often each symbol is asked (default 1s)\n"
+	    "      --lookback DURATION history asked for on a symbol's first request (default "
+	    "10m)\n"
+	    "      --backfill DURATION fetch this much history as final bars, then exit\n"
+	    "      --base-url SOURCE=URL  override a source's base URL\n"
+	    "  -h, --help              show this help\n"
+	    "  -V, --version           show the version\n" CLI_USAGE_ENDPOINTS);
 	exit(out == stdout ? 0 : 2);
 }
 
@@ -251,9 +253,14 @@ static void cfg_source(const char *file, int line, char **tok, int ntok)
 	if (source_by_name(tok[1]))
 		CFG_FAIL("%s:%d: source %s given twice", file, line, tok[1]);
 	struct source *s = &F.src[F.nsrc];
-	*s = (struct source){.type = -1, .priority = F.nsrc + 1, .concurrency = 4,
-			     .timeout_ns = 10 * NS, .fail_threshold = 5, .cooldown_ns = 30 * NS,
-			     .pause_ns = 60 * NS, .chunk_ns = 7 * 86400 * NS};
+	*s = (struct source){.type = -1,
+			     .priority = F.nsrc + 1,
+			     .concurrency = 4,
+			     .timeout_ns = 10 * NS,
+			     .fail_threshold = 5,
+			     .cooldown_ns = 30 * NS,
+			     .pause_ns = 60 * NS,
+			     .chunk_ns = 7 * 86400 * NS};
 	snprintf(s->name, sizeof s->name, "%s", tok[1]);
 	for (int i = 2; i < ntok; i++) {
 		char *eq = strchr(tok[i], '=');
@@ -267,12 +274,15 @@ static void cfg_source(const char *file, int line, char **tok, int ntok)
 		if (strcmp(k, "type") == 0) {
 			int t = fsrc_type_parse(v);
 			if (t < 0)
-				CFG_FAIL("%s:%d: unknown type '%s' (yahoo, alphavantage, twelvedata, "
-					 "polygon)", file, line, v);
+				CFG_FAIL(
+				    "%s:%d: unknown type '%s' (yahoo, alphavantage, twelvedata, "
+				    "polygon)",
+				    file, line, v);
 			s->type = t;
 		} else if (strcmp(k, "url") == 0) {
 			if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
-				CFG_FAIL("%s:%d: url must start with http:// or https://", file, line);
+				CFG_FAIL("%s:%d: url must start with http:// or https://", file,
+					 line);
 			snprintf(s->url, sizeof s->url, "%s", v);
 		} else if (strcmp(k, "key") == 0) {
 			if (!name_ok(v, sizeof s->keyname))
@@ -401,7 +411,8 @@ static int by_priority(const void *a, const void *b)
 static void resolve_tickers(struct source *s, int si)
 {
 	for (int i = 0; i < F.nsym; i++)
-		memcpy(F.sym[i].ticker[si], F.sym[i].s, sizeof F.sym[i].s); /* MDB_SYM_MAX < FETCH_TICKER_MAX */
+		memcpy(F.sym[i].ticker[si], F.sym[i].s,
+		       sizeof F.sym[i].s); /* MDB_SYM_MAX < FETCH_TICKER_MAX */
 	if (!s->mapfile)
 		return;
 	int err, line;
@@ -442,7 +453,8 @@ static void finish_config(char **base_urls, int nbase)
 		if (!s)
 			die(2, "--base-url: no source called %s", base_urls[i]);
 		if (strncmp(eq + 1, "http://", 7) && strncmp(eq + 1, "https://", 8))
-			die(2, "--base-url %s: the URL must start with http:// or https://", s->name);
+			die(2, "--base-url %s: the URL must start with http:// or https://",
+			    s->name);
 		snprintf(s->url, sizeof s->url, "%s", eq + 1);
 	}
 	static const char *const default_url[FSRC_NTYPES] = {
@@ -460,8 +472,10 @@ static void finish_config(char **base_urls, int nbase)
 			    F.iv);
 		if (fsrc_needs_key(s->type)) {
 			if (!s->keyname[0])
-				die(2, "source %s: %s needs key=NAME (an environment variable or "
-				       "credential holding the key)", s->name, fsrc_type_name(s->type));
+				die(2,
+				    "source %s: %s needs key=NAME (an environment variable or "
+				    "credential holding the key)",
+				    s->name, fsrc_type_name(s->type));
 			int rc = load_key(s->keyname, s->key, sizeof s->key);
 			if (rc == -ENOENT)
 				die(2, "source %s: no key: set $%s or the credential %s", s->name,
@@ -618,8 +632,8 @@ static void sym_breaker_changed(struct symbol *sy, struct source *s, enum rl_sta
 	enum rl_state now = sy->br[s - F.src].state;
 	if (was != now)
 		logmsg(now == RL_OPEN ? LOG_WARNING : LOG_INFO,
-		       "source %s: %s: symbol breaker %s -> %s", s->name, sy->s,
-		       rl_state_name(was), rl_state_name(now));
+		       "source %s: %s: symbol breaker %s -> %s", s->name, sy->s, rl_state_name(was),
+		       rl_state_name(now));
 }
 
 enum pick { PICK_SENT, PICK_WAIT, PICK_NONE };
@@ -688,9 +702,14 @@ static bool start(struct symbol *sy, int si, int64_t now)
 		return false;
 	int32_t off;
 	range_for(sy, s, &x->from, &x->to, &off);
-	struct fsrc_req rq = {.base = s->url, .ticker = sy->ticker[si], .iv = F.iv,
-			      .key = s->key[0] ? s->key : NULL, .from_ns = x->from, .to_ns = x->to,
-			      .full = F.backfill_ns != 0, .local_off = off};
+	struct fsrc_req rq = {.base = s->url,
+			      .ticker = sy->ticker[si],
+			      .iv = F.iv,
+			      .key = s->key[0] ? s->key : NULL,
+			      .from_ns = x->from,
+			      .to_ns = x->to,
+			      .full = F.backfill_ns != 0,
+			      .local_off = off};
 	if (fsrc_url(s->type, &rq, x->url, sizeof x->url) < 0) {
 		logmsg(LOG_WARNING, "source %s: %s: cannot make a request URL (ticker too long?)",
 		       s->name, sy->s);
@@ -778,8 +797,10 @@ static void dispatch(int64_t now)
 			sy->tried = 0;
 			sy->bf_retry_at = now + F.cadence_ns;
 			if (++sy->bf_rounds >= FETCH_BACKFILL_ROUNDS) {
-				logmsg(LOG_ERR, "%s: backfill chunk at %lld s failed on every "
-						"source; skipped", sy->s, (long long)(sy->bf_from / NS));
+				logmsg(LOG_ERR,
+				       "%s: backfill chunk at %lld s failed on every "
+				       "source; skipped",
+				       sy->s, (long long)(sy->bf_from / NS));
 				F.bf_failed++;
 				sy->bf_rounds = 0;
 				sy->tried = 0;
@@ -993,7 +1014,8 @@ int main(int argc, char **argv)
 			break;
 		case OPT_CADENCE:
 			if (cli_parse_duration(optarg, &d) < 0 || d < NS / 100)
-				die(2, "--cadence %s: expected a duration of at least 10ms", optarg);
+				die(2, "--cadence %s: expected a duration of at least 10ms",
+				    optarg);
 			F.cadence_ns = d;
 			break;
 		case OPT_LOOKBACK:
@@ -1003,7 +1025,8 @@ int main(int argc, char **argv)
 			break;
 		case OPT_BACKFILL:
 			if (cli_parse_duration(optarg, &d) < 0 || d < 60 * NS)
-				die(2, "--backfill %s: expected a duration of at least 1m (e.g. 90d)",
+				die(2,
+				    "--backfill %s: expected a duration of at least 1m (e.g. 90d)",
 				    optarg);
 			F.backfill_ns = d;
 			break;
@@ -1135,7 +1158,8 @@ int main(int argc, char **argv)
 			for (int i = 0; i < F.nsym; i++) {
 				struct symbol *sy = &F.sym[i];
 				if (sy->busy || sy->due) {
-					counter_add(F.c_late, 1); /* last cycle's answer still out */
+					counter_add(F.c_late,
+						    1); /* last cycle's answer still out */
 					late = true;
 				}
 				if (!sy->busy) {

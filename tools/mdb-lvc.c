@@ -73,17 +73,33 @@ static int render(const struct view *w, const struct lvc_item *it, enum mdb_rtyp
 	memcpy(r.s, it->s, sizeof r.s);
 	r.ts = it->v.ts;
 	if (t == MDB_REC_BAR) {
-		r.bar = (struct mdb_bar){.iv = it->iv, .o = it->v.o, .h = it->v.h, .l = it->v.l,
-					 .c = it->v.c, .v = it->v.v, .n = it->v.n, .bv = it->v.bv,
-					 .av = it->v.av, .f = (uint32_t)it->v.f};
+		r.bar = (struct mdb_bar){.iv = it->iv,
+					 .o = it->v.o,
+					 .h = it->v.h,
+					 .l = it->v.l,
+					 .c = it->v.c,
+					 .v = it->v.v,
+					 .n = it->v.n,
+					 .bv = it->v.bv,
+					 .av = it->v.av,
+					 .f = (uint32_t)it->v.f};
 	} else {
 		const double *f = it->v.feat;
-		r.feat = (struct mdb_feat){
-		    .iv = it->iv, .rsi = f[LVC_RSI], .ema12 = f[LVC_EMA12], .ema26 = f[LVC_EMA26],
-		    .bbm = f[LVC_BBM], .bbu = f[LVC_BBU], .bbl = f[LVC_BBL], .atr = f[LVC_ATR],
-		    .vwap = f[LVC_VWAP], .vma = f[LVC_VMA], .macd = f[LVC_MACD],
-		    .macds = f[LVC_MACDS], .macdh = f[LVC_MACDH], .mom = f[LVC_MOM],
-		    .f = (uint32_t)it->v.f};
+		r.feat = (struct mdb_feat){.iv = it->iv,
+					   .rsi = f[LVC_RSI],
+					   .ema12 = f[LVC_EMA12],
+					   .ema26 = f[LVC_EMA26],
+					   .bbm = f[LVC_BBM],
+					   .bbu = f[LVC_BBU],
+					   .bbl = f[LVC_BBL],
+					   .atr = f[LVC_ATR],
+					   .vwap = f[LVC_VWAP],
+					   .vma = f[LVC_VMA],
+					   .macd = f[LVC_MACD],
+					   .macds = f[LVC_MACDS],
+					   .macdh = f[LVC_MACDH],
+					   .mom = f[LVC_MOM],
+					   .f = (uint32_t)it->v.f};
 	}
 	int n = record_encode(&r, buf, sizeof buf);
 	if (n < 0)
@@ -129,8 +145,7 @@ static int print_once(const struct view *w, mdb_lvc *c)
 		else
 			/* the symbol is inside bar and feat, escaped there */
 			printf("{\"seq\":%llu,\"updated\":%lld,\"bar\":%s,\"feat\":%s}\n",
-			       (unsigned long long)it->seq,
-			       (long long)it->v.updated_ns, bar, feat);
+			       (unsigned long long)it->seq, (long long)it->v.updated_ns, bar, feat);
 	}
 	free(items);
 	if (stuck)

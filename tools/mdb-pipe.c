@@ -6,8 +6,8 @@
  * sender (--replay) serves its ring's records again on request, and the
  * receiver (--replay-from) asks for each gap its sequence frames reveal.
  */
-#include "clock.h"
 #include "cli.h"
+#include "clock.h"
 #include "counters.h"
 #include "endpoint.h"
 #include "log.h"
@@ -16,9 +16,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
-#include <unistd.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Records passed on between two releases of the input rings. */
 #define RELEASE_EVERY 64
@@ -37,6 +37,8 @@ enum {
 
 static _Noreturn void usage(FILE *out)
 {
+	/* one line of source per line of help */
+	/* clang-format off */
 	fprintf(out,
 		"usage: mdb-pipe [-i ENDPOINT]... [-o ENDPOINT]... [--name NAME] [--json]\n"
 		"                [--json-in] [--json-out] [--observer] [--from start|end]\n"
@@ -52,6 +54,7 @@ static _Noreturn void usage(FILE *out)
 		"      --replay ADDRESS    serve replays of the input ring on ZeroMQ ADDRESS\n"
 		"      --replay-from ADDRESS  ZeroMQ input: ask ADDRESS to replay each gap\n"
 		CLI_USAGE_ENDPOINTS);
+	/* clang-format on */
 	exit(out == stdout ? 0 : 2);
 }
 
@@ -176,10 +179,12 @@ int main(int argc, char **argv)
 		logmsg(LOG_WARNING, "counters: %s (continuing without)", strerror(-err));
 	mdb_counter *c_in = counter_get(cnt, "in"), *c_out = counter_get(cnt, "out"),
 		    *c_rej = counter_get(cnt, "rejects"), *c_err = counter_get(cnt, "errors"),
-		    *c_laps = counter_get(cnt, "laps"), *c_last = counter_get(cnt, "last_update_ns"),
+		    *c_laps = counter_get(cnt, "laps"),
+		    *c_last = counter_get(cnt, "last_update_ns"),
 		    *c_held = counter_get(cnt, "held_back_250ms"),
 		    *c_gaps = counter_get(cnt, "gaps"), *c_replayed = counter_get(cnt, "replayed"),
-		    *c_dups = counter_get(cnt, "duplicates"), *c_lost = counter_get(cnt, "gaps_lost"),
+		    *c_dups = counter_get(cnt, "duplicates"),
+		    *c_lost = counter_get(cnt, "gaps_lost"),
 		    *c_served = counter_get(cnt, "replay_served");
 	mdb_inputs *in = inputs_open(cli.in, cli.nin, &eo, &err, msg, sizeof msg);
 	if (!in)
@@ -284,14 +289,16 @@ int main(int argc, char **argv)
 	/* finish */
 	notify_stopping();
 	if (eo.zmq_replay)
-		logmsg(LOG_INFO, "replay: %llu gaps, %llu records replayed, %llu duplicates dropped, %llu gaps lost",
+		logmsg(LOG_INFO,
+		       "replay: %llu gaps, %llu records replayed, %llu duplicates dropped, %llu "
+		       "gaps lost",
 		       (unsigned long long)zs.gaps, (unsigned long long)zs.replayed,
 		       (unsigned long long)zs.dups, (unsigned long long)zs.lost);
 	if (rs) {
 		uint64_t served, reqs;
 		replay_stats(rs, &served, &reqs);
-		logmsg(LOG_INFO, "replay server: %llu records in %llu requests", (unsigned long long)served,
-		       (unsigned long long)reqs);
+		logmsg(LOG_INFO, "replay server: %llu records in %llu requests",
+		       (unsigned long long)served, (unsigned long long)reqs);
 		replay_close(&rs);
 	}
 	outputs_close(&out);

@@ -13,19 +13,18 @@
 
 static _Noreturn void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: mdb-ring create [-s SIZE] [-m MODE] NAME...\n"
-		"       mdb-ring ls [--json]\n"
-		"       mdb-ring stat [--json] NAME...\n"
-		"       mdb-ring rm [-f] NAME...\n"
-		"       mdb-ring drop NAME CONSUMER\n"
-		"Manage the rings in $MDB_SHM_DIR (default /dev/shm/mdb).\n"
-		"  -s, --size SIZE   capacity of a new ring, a power of two (default 64M)\n"
-		"  -m, --mode MODE   file mode of a new ring, octal (default 0660)\n"
-		"  -f, --force       remove a ring even while processes use it\n"
-		"      --json        one JSON object per ring\n"
-		"  -h, --help        show this help\n"
-		"  -V, --version     show the version\n");
+	fprintf(out, "usage: mdb-ring create [-s SIZE] [-m MODE] NAME...\n"
+		     "       mdb-ring ls [--json]\n"
+		     "       mdb-ring stat [--json] NAME...\n"
+		     "       mdb-ring rm [-f] NAME...\n"
+		     "       mdb-ring drop NAME CONSUMER\n"
+		     "Manage the rings in $MDB_SHM_DIR (default /dev/shm/mdb).\n"
+		     "  -s, --size SIZE   capacity of a new ring, a power of two (default 64M)\n"
+		     "  -m, --mode MODE   file mode of a new ring, octal (default 0660)\n"
+		     "  -f, --force       remove a ring even while processes use it\n"
+		     "      --json        one JSON object per ring\n"
+		     "  -h, --help        show this help\n"
+		     "  -V, --version     show the version\n");
 	exit(out == stdout ? 0 : 2);
 }
 
@@ -56,20 +55,22 @@ static void print_stat(const char *name, const struct ring_info *in, bool json)
 {
 	char b1[32], b2[32];
 	if (json) {
-		printf("{\"ring\":\"%s\",\"capacity\":%llu,\"position\":%llu,\"oldest\":%llu,"
-		       "\"producer\":{\"pid\":%d,\"alive\":%s,\"epoch\":%u},\"records\":%llu,"
-		       "\"bytes\":%llu,\"laps\":%llu,\"held_ns\":%llu,\"sleepers\":%u,\"consumers\":[",
-		       name, (unsigned long long)in->capacity, (unsigned long long)in->position,
-		       (unsigned long long)in->oldest, (int)in->producer_pid,
-		       in->producer_alive ? "true" : "false", in->producer_epoch,
-		       (unsigned long long)in->records, (unsigned long long)in->bytes,
-		       (unsigned long long)in->laps, (unsigned long long)in->held_ns, in->sleepers);
+		printf(
+		    "{\"ring\":\"%s\",\"capacity\":%llu,\"position\":%llu,\"oldest\":%llu,"
+		    "\"producer\":{\"pid\":%d,\"alive\":%s,\"epoch\":%u},\"records\":%llu,"
+		    "\"bytes\":%llu,\"laps\":%llu,\"held_ns\":%llu,\"sleepers\":%u,\"consumers\":[",
+		    name, (unsigned long long)in->capacity, (unsigned long long)in->position,
+		    (unsigned long long)in->oldest, (int)in->producer_pid,
+		    in->producer_alive ? "true" : "false", in->producer_epoch,
+		    (unsigned long long)in->records, (unsigned long long)in->bytes,
+		    (unsigned long long)in->laps, (unsigned long long)in->held_ns, in->sleepers);
 		for (int i = 0; i < in->nslots; i++) {
 			const struct ring_slot_info *s = &in->slots[i];
 			printf("%s{\"name\":\"%s\",\"kind\":\"%s\",\"pid\":%d,\"alive\":%s,"
 			       "\"position\":%llu,\"backlog\":%llu,\"records\":%llu,\"laps\":%llu}",
-			       i ? "," : "", s->name, s->kind == RING_DURABLE ? "durable" : "observer",
-			       (int)s->pid, s->alive ? "true" : "false", (unsigned long long)s->position,
+			       i ? "," : "", s->name,
+			       s->kind == RING_DURABLE ? "durable" : "observer", (int)s->pid,
+			       s->alive ? "true" : "false", (unsigned long long)s->position,
 			       (unsigned long long)(in->position - s->position),
 			       (unsigned long long)s->records, (unsigned long long)s->laps);
 		}
@@ -85,8 +86,8 @@ static void print_stat(const char *name, const struct ring_info *in, bool json)
 	else
 		printf("  producer: none yet\n");
 	printf("  published: %llu records, %s; held back %.3f s; observer laps %llu; sleeping %u\n",
-	       (unsigned long long)in->records, human(in->bytes, b2, sizeof b2),
-	       in->held_ns / 1e9, (unsigned long long)in->laps, in->sleepers);
+	       (unsigned long long)in->records, human(in->bytes, b2, sizeof b2), in->held_ns / 1e9,
+	       (unsigned long long)in->laps, in->sleepers);
 	if (in->nslots == 0) {
 		printf("  consumers: none\n");
 		return;
@@ -176,7 +177,9 @@ static int cmd_ls(bool json)
 		printf("%-24s %10s %14llu %12llu %-9s %d (%d alive)\n", name,
 		       human(info.capacity, b1, sizeof b1), (unsigned long long)info.position,
 		       (unsigned long long)info.records,
-		       !info.producer_pid ? "none" : info.producer_alive ? "alive" : "gone",
+		       !info.producer_pid    ? "none"
+		       : info.producer_alive ? "alive"
+					     : "gone",
 		       info.nslots, alive);
 	}
 	closedir(d);
@@ -231,9 +234,12 @@ int main(int argc, char **argv)
 {
 	enum { OPT_JSON = CLI_OPT_FIRST_TOOL };
 	static const struct option longopts[] = {
-	    {"size", required_argument, NULL, 's'}, {"mode", required_argument, NULL, 'm'},
-	    {"force", no_argument, NULL, 'f'},      {"json", no_argument, NULL, OPT_JSON},
-	    {"help", no_argument, NULL, 'h'},       {"version", no_argument, NULL, 'V'},
+	    {"size", required_argument, NULL, 's'},
+	    {"mode", required_argument, NULL, 'm'},
+	    {"force", no_argument, NULL, 'f'},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	unsigned long long size = RING_DEFAULT_CAPACITY;

@@ -11,8 +11,8 @@
  * written after each burst to FILE.tmp, then renamed over FILE, with a seq
  * one above the version it replaces (see snapshot.h).
  */
-#include "clock.h"
 #include "cli.h"
+#include "clock.h"
 #include "dly.h"
 #include "log.h"
 #include "record.h"
@@ -29,9 +29,9 @@
 #include <unistd.h>
 
 #define SIM_MAX_SYMBOLS 64
-#define SIM_CHUNK 8192 /* records per symbol per write when not paced */
-#define SIM_TICK 0.25
-#define SIM_LINE_MAX 128 /* bytes of buffer per .dly line */
+#define SIM_CHUNK	8192 /* records per symbol per write when not paced */
+#define SIM_TICK	0.25
+#define SIM_LINE_MAX	128 /* bytes of buffer per .dly line */
 
 enum {
 	OPT_FLUSH = CLI_OPT_FIRST_TOOL,
@@ -50,44 +50,48 @@ struct sim_sym {
 	char name[MDB_SYM_MAX];
 	int fd;
 	uint64_t rng;
-	int64_t dt;       /* SCDateTimeMS of the last record */
-	int64_t t0;       /* SCDateTimeMS of the first tick this run (pacing origin) */
-	double mid;       /* last trade price */
-	long long made;   /* ticks made this run */
-	int sub_left;     /* records left of a split trade */
+	int64_t dt;		/* SCDateTimeMS of the last record */
+	int64_t t0;		/* SCDateTimeMS of the first tick this run (pacing origin) */
+	double mid;		/* last trade price */
+	long long made;		/* ticks made this run */
+	int sub_left;		/* records left of a split trade */
 	struct scid_record bar; /* --bars: the bar being formed (bar.dt 0: none) */
-	uint8_t *buf;     /* records waiting for the next flush */
+	uint8_t *buf;		/* records waiting for the next flush */
 	size_t len;
-	int64_t day;      /* --daily: days since 1970-01-01 of the last line */
-	int64_t q_ts;     /* the latest quote, for --snapshot (q_ts 0: none yet) */
+	int64_t day;  /* --daily: days since 1970-01-01 of the last line */
+	int64_t q_ts; /* the latest quote, for --snapshot (q_ts 0: none yet) */
 	double q_p, q_b, q_a, q_v;
 };
 
 static _Noreturn void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: mdb-sim [-d DIR] [-s SYMBOL]... [-r RATE] [-n COUNT] [--duration DURATION]\n"
-		"               [--flush-period DURATION] [--seed N] [--start UNIXTIME] [--bars]\n"
-		"               [--quotes FRACTION] [--sub-trades FRACTION] [--log FILE]\n"
-		"               [--daily] [--snapshot FILE]\n"
-		"Write simulated trades to Sierra Chart .scid files DIR/SYMBOL.scid.\n"
-		"  -d, --dir DIR              where the files go (default .)\n"
-		"  -s, --symbol SYMBOL        a symbol (repeatable; default ES)\n"
-		"  -r, --rate RATE            trades per second per symbol; 0: as fast as possible (default 10)\n"
-		"  -n, --count COUNT          stop after COUNT records per symbol (--bars: trades)\n"
-		"      --duration DURATION    stop after DURATION of wall time\n"
-		"      --flush-period DURATION  append in bursts this far apart (default 1s)\n"
-		"      --seed N               random seed (default 1)\n"
-		"      --start UNIXTIME       market time of a new file's first trade (default 1757683800)\n"
-		"      --bars                 write 1-second bars instead of ticks\n"
-		"      --quotes FRACTION      share of records that are bid/ask updates (default 0)\n"
-		"      --sub-trades FRACTION  share of trades split into sub-trades (default 0)\n"
-		"      --log FILE             also write each record as mdb-watch renders it, JSON lines\n"
-		"      --daily                write daily bars to DIR/SYMBOL.dly, one a step, instead\n"
-		"      --snapshot FILE        after each burst replace FILE by a JSON snapshot of the\n"
-		"                             latest quote of every symbol\n"
-		"  -h, --help                 show this help\n"
-		"  -V, --version              show the version\n");
+	fprintf(
+	    out,
+	    "usage: mdb-sim [-d DIR] [-s SYMBOL]... [-r RATE] [-n COUNT] [--duration DURATION]\n"
+	    "               [--flush-period DURATION] [--seed N] [--start UNIXTIME] [--bars]\n"
+	    "               [--quotes FRACTION] [--sub-trades FRACTION] [--log FILE]\n"
+	    "               [--daily] [--snapshot FILE]\n"
+	    "Write simulated trades to Sierra Chart .scid files DIR/SYMBOL.scid.\n"
+	    "  -d, --dir DIR              where the files go (default .)\n"
+	    "  -s, --symbol SYMBOL        a symbol (repeatable; default ES)\n"
+	    "  -r, --rate RATE            trades per second per symbol; 0: as fast as possible "
+	    "(default 10)\n"
+	    "  -n, --count COUNT          stop after COUNT records per symbol (--bars: trades)\n"
+	    "      --duration DURATION    stop after DURATION of wall time\n"
+	    "      --flush-period DURATION  append in bursts this far apart (default 1s)\n"
+	    "      --seed N               random seed (default 1)\n"
+	    "      --start UNIXTIME       market time of a new file's first trade (default "
+	    "1757683800)\n"
+	    "      --bars                 write 1-second bars instead of ticks\n"
+	    "      --quotes FRACTION      share of records that are bid/ask updates (default 0)\n"
+	    "      --sub-trades FRACTION  share of trades split into sub-trades (default 0)\n"
+	    "      --log FILE             also write each record as mdb-watch renders it, JSON "
+	    "lines\n"
+	    "      --daily                write daily bars to DIR/SYMBOL.dly, one a step, instead\n"
+	    "      --snapshot FILE        after each burst replace FILE by a JSON snapshot of the\n"
+	    "                             latest quote of every symbol\n"
+	    "  -h, --help                 show this help\n"
+	    "  -V, --version              show the version\n");
 	exit(out == stdout ? 0 : 2);
 }
 
@@ -160,7 +164,8 @@ static void sim_open(struct sim_sym *s, const char *dir, int64_t start_dt, uint6
 			struct scid_record r;
 			uint8_t rb[SCID_RECORD_SIZE];
 			if (pread(s->fd, rb, sizeof rb,
-				  SCID_HEADER_SIZE + (nrec - 1) * SCID_RECORD_SIZE) != (ssize_t)sizeof rb)
+				  SCID_HEADER_SIZE + (nrec - 1) * SCID_RECORD_SIZE) !=
+			    (ssize_t)sizeof rb)
 				die(1, "%s: %s", path, strerror(errno));
 			scid_record_load(rb, &r);
 			s->dt = r.dt;
@@ -258,7 +263,8 @@ static void sim_put(struct sim_sym *s, const struct scid_record *r, FILE *log, m
 	scid_record_store(s->buf + s->len, r);
 	s->len += SCID_RECORD_SIZE;
 	s->q_ts = scid_to_unix_ns(r->dt);
-	bool bar = r->open != 0 && r->open != SCID_FIRST_SUB_TRADE && r->open != SCID_LAST_SUB_TRADE;
+	bool bar =
+	    r->open != 0 && r->open != SCID_FIRST_SUB_TRADE && r->open != SCID_LAST_SUB_TRADE;
 	s->q_b = bar ? NAN : r->low;
 	s->q_a = bar ? NAN : r->high;
 	if (r->total_volume) {
@@ -602,7 +608,8 @@ int main(int argc, char **argv)
 				s->made++;
 				nbuf++;
 			}
-			while (!daily && (count < 0 || s->made < count) && s->len / SCID_RECORD_SIZE < cap &&
+			while (!daily && (count < 0 || s->made < count) &&
+			       s->len / SCID_RECORD_SIZE < cap &&
 			       (rate == 0 || s->dt - s->t0 <= elapsed_us)) {
 				struct scid_record r[2];
 				int n;

@@ -25,7 +25,7 @@ enum format { FMT_JSON, FMT_TEXT, FMT_RAW };
 struct tap {
 	enum format fmt;
 	bool follow;
-	long long last;  /* --last N, -1: not given */
+	long long last;	 /* --last N, -1: not given */
 	long long count; /* stop after this many, -1: never */
 	const char *from;
 	bool types[MDB_REC_MAX];
@@ -36,24 +36,27 @@ struct tap {
 
 static _Noreturn void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: mdb-tap [-f] [--from start|end|POS] [-n N] [-c N] [-t TYPE,...] [-s SYM,...]\n"
-		"               [--text | --raw] [--json] [--name NAME] [-i ENDPOINT]... [ENDPOINT...]\n"
-		"Print records from endpoints (default: stdin) as JSON lines.\n"
-		"  -f, --follow            keep printing new records (default: stop when caught up)\n"
-		"      --from start|end|POS  where to start in a ring (default: start, or end with -f)\n"
-		"  -n, --last N            start with the last N records of each ring\n"
-		"  -c, --count N           exit after printing N records\n"
-		"  -t, --type TYPE,...     only these types (tick, bar, feat, sig, rej)\n"
-		"  -s, --symbol SYM,...    only these symbols\n"
-		"      --text              a readable line per record\n"
-		"      --raw               ring position, type, length and a hex dump\n"
-		"  -i, --input ENDPOINT    read from ENDPOINT (repeatable; also as operands)\n"
-		"      --name NAME         observer name in rings (default mdb-tap.PID)\n"
-		"      --json              stdin carries JSON lines, not MessagePack\n"
-		"  -h, --help              show this help\n"
-		"  -V, --version           show the version\n"
-		"ENDPOINT is ring:NAME, -, zmq+tcp://HOST:PORT or zmq+ipc://PATH.\n");
+	fprintf(
+	    out,
+	    "usage: mdb-tap [-f] [--from start|end|POS] [-n N] [-c N] [-t TYPE,...] [-s SYM,...]\n"
+	    "               [--text | --raw] [--json] [--name NAME] [-i ENDPOINT]... "
+	    "[ENDPOINT...]\n"
+	    "Print records from endpoints (default: stdin) as JSON lines.\n"
+	    "  -f, --follow            keep printing new records (default: stop when caught up)\n"
+	    "      --from start|end|POS  where to start in a ring (default: start, or end with "
+	    "-f)\n"
+	    "  -n, --last N            start with the last N records of each ring\n"
+	    "  -c, --count N           exit after printing N records\n"
+	    "  -t, --type TYPE,...     only these types (tick, bar, feat, sig, rej)\n"
+	    "  -s, --symbol SYM,...    only these symbols\n"
+	    "      --text              a readable line per record\n"
+	    "      --raw               ring position, type, length and a hex dump\n"
+	    "  -i, --input ENDPOINT    read from ENDPOINT (repeatable; also as operands)\n"
+	    "      --name NAME         observer name in rings (default mdb-tap.PID)\n"
+	    "      --json              stdin carries JSON lines, not MessagePack\n"
+	    "  -h, --help              show this help\n"
+	    "  -V, --version           show the version\n"
+	    "ENDPOINT is ring:NAME, -, zmq+tcp://HOST:PORT or zmq+ipc://PATH.\n");
 	exit(out == stdout ? 0 : 2);
 }
 
@@ -194,7 +197,8 @@ int main(int argc, char **argv)
 				char *end;
 				(void)strtoull(optarg, &end, 10);
 				if (*end || end == optarg || optarg[0] == '-')
-					die(2, "--from takes start, end or a position, not '%s'", optarg);
+					die(2, "--from takes start, end or a position, not '%s'",
+					    optarg);
 			}
 			break;
 		case 'n':
@@ -270,7 +274,8 @@ int main(int argc, char **argv)
 	while (!cli_stopping() && (t.count < 0 || printed < t.count)) {
 		int rc = inputs_read(in, &m, 0);
 		if (inputs_laps(in) != laps) {
-			logmsg(LOG_WARNING, "lapped by the producer %llu time(s): resynced to the newest record",
+			logmsg(LOG_WARNING,
+			       "lapped by the producer %llu time(s): resynced to the newest record",
 			       (unsigned long long)(inputs_laps(in) - laps));
 			laps = inputs_laps(in);
 		}

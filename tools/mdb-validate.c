@@ -23,8 +23,8 @@
  * the bar before the slot is sent final when the next one opens. Records
  * read again after the slot give the same bars again: repeats by key.
  */
-#include "clock.h"
 #include "cli.h"
+#include "clock.h"
 #include "counters.h"
 #include "endpoint.h"
 #include "keymap.h"
@@ -41,13 +41,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RELEASE_EVERY 64
-#define MAX_IV 16          /* intervals in -I */
-#define RECENT_TICKS 8     /* per symbol, for duplicate detection */
-#define NS 1000000000LL
-#define SRC_TICKS (-1)     /* outbar.src: built from ticks; > 0: bars of that iv */
+#define RELEASE_EVERY  64
+#define MAX_IV	       16 /* intervals in -I */
+#define RECENT_TICKS   8  /* per symbol, for duplicate detection */
+#define NS	       1000000000LL
+#define SRC_TICKS      (-1)	   /* outbar.src: built from ticks; > 0: bars of that iv */
 #define CLOSE_CHECK_NS 100000000LL /* how often --close-after looks at the clock */
-#define LOG_REJECTS 100    /* rejects logged one by one; then only counted */
+#define LOG_REJECTS    100	   /* rejects logged one by one; then only counted */
 
 enum {
 	OPT_FILL = CLI_OPT_FIRST_TOOL,
@@ -63,15 +63,15 @@ struct ohlc {
 };
 
 struct outbar {
-	int32_t iv;        /* seconds */
-	int src;           /* 0 none yet, SRC_TICKS, or the input bar interval */
+	int32_t iv;	   /* seconds */
+	int src;	   /* 0 none yet, SRC_TICKS, or the input bar interval */
 	bool has, closed;  /* a bar exists; it was sent final */
-	int64_t ts;        /* its open time */
+	int64_t ts;	   /* its open time */
 	struct ohlc cur;   /* its values */
 	int64_t last_tick; /* ts of the tick that set cur.c */
 	bool has_agg, has_sub;
-	struct ohlc agg;   /* closed sub-bars of this bar */
-	struct ohlc sub;   /* the forming sub-bar */
+	struct ohlc agg; /* closed sub-bars of this bar */
+	struct ohlc sub; /* the forming sub-bar */
 	int64_t sub_ts;
 	char src_name[MDB_SRC_MAX];
 };
@@ -98,12 +98,12 @@ struct inbar {
 struct validator {
 	int32_t iv[MAX_IV];
 	int niv;
-	long fill;         /* fill gaps of at most this many bars; 0: off */
-	double spike;      /* fraction; 0: off */
+	long fill;    /* fill gaps of at most this many bars; 0: off */
+	double spike; /* fraction; 0: off */
 	int spike_reset;
 	int64_t close_after; /* < 0: only by data */
 	bool final_only;
-	bool warming;      /* replaying retained input: write nothing, count nothing */
+	bool warming; /* replaying retained input: write nothing, count nothing */
 	mdb_keymap *symk, *ink, *outk;
 	struct sym *syms;
 	struct inbar *ins;
@@ -113,26 +113,28 @@ struct validator {
 	mdb_counter *c_out, *c_rej, *c_dup, *c_filled, *c_err, *c_held;
 	unsigned logged;
 	uint8_t buf[MDB_REC_MAX_BYTES];
-	struct mdb_record r;  /* scratch for encoding */
+	struct mdb_record r; /* scratch for encoding */
 	char why[MDB_WHY_MAX];
 };
 
 static _Noreturn void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: mdb-validate [-i ENDPOINT]... [-o ENDPOINT]... [-r ENDPOINT] [--name NAME]\n"
-		"                    [--json] [-I IV,...] [--fill N] [--spike PCT] [--spike-reset N]\n"
-		"                    [--close-after DURATION] [--final-only] [--from start|end]\n"
-		"                    [--ring-size SIZE]\n"
-		"Validate ticks and bars; write bars at the configured intervals.\n" CLI_USAGE
-		"  -r, --rejects ENDPOINT  write rej records here (default: with the bars)\n"
-		"  -I, --intervals IV,...  bar intervals, e.g. 1s,1m,5m (default 1m)\n"
-		"      --fill N            fill gaps of up to N missing bars (default 0: off)\n"
-		"      --spike PCT         reject prices more than PCT %% from the last one (default off)\n"
-		"      --spike-reset N     accept the new level after N spikes in a row (default 3)\n"
-		"      --close-after D     close a bar D after its end by the clock (default: by data)\n"
-		"      --final-only        write closed bars only, not forming ones\n"
-		CLI_STAGE_USAGE
+	fprintf(
+	    out,
+	    "usage: mdb-validate [-i ENDPOINT]... [-o ENDPOINT]... [-r ENDPOINT] [--name NAME]\n"
+	    "                    [--json] [-I IV,...] [--fill N] [--spike PCT] [--spike-reset N]\n"
+	    "                    [--close-after DURATION] [--final-only] [--from start|end]\n"
+	    "                    [--ring-size SIZE]\n"
+	    "Validate ticks and bars; write bars at the configured intervals.\n" CLI_USAGE
+	    "  -r, --rejects ENDPOINT  write rej records here (default: with the bars)\n"
+	    "  -I, --intervals IV,...  bar intervals, e.g. 1s,1m,5m (default 1m)\n"
+	    "      --fill N            fill gaps of up to N missing bars (default 0: off)\n"
+	    "      --spike PCT         reject prices more than PCT %% from the last one (default "
+	    "off)\n"
+	    "      --spike-reset N     accept the new level after N spikes in a row (default 3)\n"
+	    "      --close-after D     close a bar D after its end by the clock (default: by "
+	    "data)\n"
+	    "      --final-only        write closed bars only, not forming ones\n" CLI_STAGE_USAGE
 		CLI_USAGE_ENDPOINTS);
 	exit(out == stdout ? 0 : 2);
 }
@@ -237,8 +239,16 @@ static int send_bar(struct validator *v, const struct outbar *o, int oi, int64_t
 	memcpy(r->s, keymap_symbol(v->outk, oi), sizeof r->s);
 	memcpy(r->src, o->src_name, sizeof r->src);
 	r->ts = ts;
-	r->bar = (struct mdb_bar){.iv = o->iv, .o = b->o, .h = b->h, .l = b->l, .c = b->c,
-				  .v = b->v, .n = b->n, .bv = b->bv, .av = b->av, .f = f};
+	r->bar = (struct mdb_bar){.iv = o->iv,
+				  .o = b->o,
+				  .h = b->h,
+				  .l = b->l,
+				  .c = b->c,
+				  .v = b->v,
+				  .n = b->n,
+				  .bv = b->bv,
+				  .av = b->av,
+				  .f = f};
 	int n = record_encode(r, v->buf, sizeof v->buf);
 	if (n < 0) {
 		counter_add(v->c_err, 1);
@@ -397,10 +407,14 @@ static int on_tick(struct validator *v, const struct mdb_msg *m, const struct md
 		int64_t open = floor_to(r->ts, v->iv[j] * NS);
 		if (o->src > 0)
 			return why(v, "%s/%ds is built from %ds bars, not ticks", r->s, v->iv[j],
-				   o->src) ? reject(v, m) : 0;
+				   o->src)
+				   ? reject(v, m)
+				   : 0;
 		if (o->has && (open < o->ts || (open == o->ts && o->closed)))
 			return why(v, "ts backwards: %s/%ds bar at %" PRId64 " is closed", r->s,
-				   v->iv[j], open) ? reject(v, m) : 0;
+				   v->iv[j], open)
+				   ? reject(v, m)
+				   : 0;
 	}
 	double vol = nz(t->v);
 	for (int k = 0; k < y->nrecent && k < RECENT_TICKS; k++)
@@ -409,8 +423,8 @@ static int on_tick(struct validator *v, const struct mdb_msg *m, const struct md
 			return 0;
 		}
 	y->recent[y->nrecent++ % RECENT_TICKS] = (struct recent_tick){r->ts, t->p, vol};
-	struct ohlc tb = {.o = t->p, .h = t->p, .l = t->p, .c = t->p, .v = vol,
-			  .n = t->n > 0 ? t->n : 1};
+	struct ohlc tb = {
+	    .o = t->p, .h = t->p, .l = t->p, .c = t->p, .v = vol, .n = t->n > 0 ? t->n : 1};
 	if (!isnan(t->a) && t->p >= t->a)
 		tb.av = vol;
 	else if (!isnan(t->b) && t->p <= t->b)
@@ -478,8 +492,14 @@ static int on_bar(struct validator *v, const struct mdb_msg *m, const struct mdb
 	if (sp)
 		return reject(v, m);
 
-	struct ohlc val = {.o = b->o, .h = b->h, .l = b->l, .c = b->c, .v = nz(b->v),
-			   .n = b->n, .bv = b->bv, .av = b->av};
+	struct ohlc val = {.o = b->o,
+			   .h = b->h,
+			   .l = b->l,
+			   .c = b->c,
+			   .v = nz(b->v),
+			   .n = b->n,
+			   .bv = b->bv,
+			   .av = b->av};
 	uint32_t final = b->f & MDB_F_FINAL;
 	int added, ii = keymap_get(v->ink, r->s, b->iv, &added);
 	if (ii < 0 || grow((void **)&v->ins, &v->capin, ii, sizeof *v->ins) < 0)
@@ -488,14 +508,18 @@ static int on_bar(struct validator *v, const struct mdb_msg *m, const struct mdb
 	if (!added) {
 		if (r->ts < in->ts)
 			return why(v, "ts backwards: %s/%ds bar older than %" PRId64, r->s, b->iv,
-				   in->ts) ? reject(v, m) : 0;
+				   in->ts)
+				   ? reject(v, m)
+				   : 0;
 		if (r->ts == in->ts && same_bar(in, &val, final)) {
 			counter_add(v->c_dup, 1);
 			return 0;
 		}
 		if (r->ts == in->ts && in->final)
 			return why(v, "%s/%ds bar at %" PRId64 " is already final", r->s, b->iv,
-				   r->ts) ? reject(v, m) : 0;
+				   r->ts)
+				   ? reject(v, m)
+				   : 0;
 	}
 	/* destinations: this interval and the multiples of it */
 	int dst[MAX_IV], nd = 0;
@@ -510,15 +534,19 @@ static int on_bar(struct validator *v, const struct mdb_msg *m, const struct mdb
 		if (o->src && o->src != b->iv)
 			return why(v, "%s/%ds is built from %s, not %ds bars", r->s, v->iv[j],
 				   o->src == SRC_TICKS ? "ticks" : "other bars", b->iv)
-				   ? reject(v, m) : 0;
+				   ? reject(v, m)
+				   : 0;
 		if (o->has && (open < o->ts || (open == o->ts && o->closed)))
 			return why(v, "ts backwards: %s/%ds bar at %" PRId64 " is closed", r->s,
-				   v->iv[j], open) ? reject(v, m) : 0;
+				   v->iv[j], open)
+				   ? reject(v, m)
+				   : 0;
 		dst[nd++] = j;
 	}
 	if (nd == 0)
-		return why(v, "bar.iv: %ds is not in -I nor a divisor of an interval there",
-			   b->iv) ? reject(v, m) : 0;
+		return why(v, "bar.iv: %ds is not in -I nor a divisor of an interval there", b->iv)
+			   ? reject(v, m)
+			   : 0;
 	in->ts = r->ts;
 	in->final = final;
 	in->v = val;
@@ -614,8 +642,8 @@ static int warm_rec(void *ctx, const struct ring_rec *rec)
 
 /* Rebuild the state from input ring `uri` before consumer c's position
  * (see the top of the file), with the counters muted too. */
-static void warm_up(struct validator *v, const char *uri, mdb_ring_consumer *c,
-		    mdb_codec *codec, const char *name)
+static void warm_up(struct validator *v, const char *uri, mdb_ring_consumer *c, mdb_codec *codec,
+		    const char *name)
 {
 	uint64_t until = ring_consumer_position(c);
 	char oname[RING_NAME_MAX];
@@ -635,8 +663,9 @@ static void warm_up(struct validator *v, const char *uri, mdb_ring_consumer *c,
 		logmsg(LOG_WARNING, "%s: warm-up: %s (starting from empty state)", uri,
 		       strerror((int)-rc));
 	if (lapped)
-		logmsg(LOG_WARNING, "%s: warm-up overtaken by the producer: the bars forming "
-				    "at position %llu may miss records",
+		logmsg(LOG_WARNING,
+		       "%s: warm-up overtaken by the producer: the bars forming "
+		       "at position %llu may miss records",
 		       uri, (unsigned long long)until);
 	if (w.n > 0)
 		logmsg(LOG_INFO, "%s: warmed up from %ld records (up to position %llu)", uri, w.n,
@@ -748,7 +777,8 @@ int main(int argc, char **argv)
 	if (!cnt)
 		logmsg(LOG_WARNING, "counters: %s (continuing without)", strerror(-err));
 	mdb_counter *c_in = counter_get(cnt, "in"), *c_bad = counter_get(cnt, "undecodable"),
-		    *c_laps = counter_get(cnt, "laps"), *c_last = counter_get(cnt, "last_update_ns");
+		    *c_laps = counter_get(cnt, "laps"),
+		    *c_last = counter_get(cnt, "last_update_ns");
 	v.c_out = counter_get(cnt, "out");
 	v.c_rej = counter_get(cnt, "rejects");
 	v.c_dup = counter_get(cnt, "duplicates");
@@ -786,7 +816,8 @@ int main(int argc, char **argv)
 	static struct mdb_record r;
 	while (!cli_stopping()) {
 		if (unreleased >= RELEASE_EVERY) {
-			if (outputs_flush(v.out) == -EPIPE || (v.rej && outputs_flush(v.rej) == -EPIPE))
+			if (outputs_flush(v.out) == -EPIPE ||
+			    (v.rej && outputs_flush(v.rej) == -EPIPE))
 				break;
 			inputs_release(in);
 			unreleased = 0;
@@ -799,7 +830,8 @@ int main(int argc, char **argv)
 		}
 		rc = inputs_read(in, &m, 0);
 		if (rc == 0) {
-			if (outputs_flush(v.out) == -EPIPE || (v.rej && outputs_flush(v.rej) == -EPIPE))
+			if (outputs_flush(v.out) == -EPIPE ||
+			    (v.rej && outputs_flush(v.rej) == -EPIPE))
 				break;
 			inputs_release(in);
 			unreleased = 0;

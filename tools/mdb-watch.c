@@ -37,8 +37,8 @@
  * back from its output ring as its base. A record only sets values, so one
  * applied twice (saved, then read back) changes nothing.
  */
-#include "clock.h"
 #include "cli.h"
+#include "clock.h"
 #include "counters.h"
 #include "dly.h"
 #include "endpoint.h"
@@ -52,8 +52,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <liburing.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <msgpack.h>
 #include <poll.h>
@@ -65,9 +65,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WATCH_MAX_DIRS 64
-#define WATCH_MAX_FILES 1024
-#define WATCH_CHUNK (1u << 20) /* bytes of .scid read (and published) per state save */
+#define WATCH_MAX_DIRS	  64
+#define WATCH_MAX_FILES	  1024
+#define WATCH_CHUNK	  (1u << 20) /* bytes of .scid read (and published) per state save */
 #define WATCH_STATE_MAGIC "mdb-watch-state 1"
 
 enum {
@@ -85,14 +85,14 @@ enum { TAG_INOTIFY = 1, TAG_STOP, TAG_READ };
 enum wkind {
 	K_NONE = 0,
 	K_SCID, /* .scid: 40-byte records */
-	K_DLY,  /* .dly, .csv: Text/CSV lines */
+	K_DLY,	/* .dly, .csv: Text/CSV lines */
 	K_SNAP, /* .json: a snapshot, replaced whole */
 };
 
 /* A snapshot file's offset packs the snapshot's seq and how many of its
  * symbols were published: off = seq << 16 | n, n = SNAP_DONE when all. */
 #define SNAP_DONE 0xffffu
-#define LAST_MAX SCID_RECORD_SIZE /* bytes kept from before off */
+#define LAST_MAX  SCID_RECORD_SIZE /* bytes kept from before off */
 
 struct wdir {
 	char path[PATH_MAX]; /* absolute */
@@ -102,27 +102,27 @@ struct wdir {
 
 struct wfile {
 	bool used;
-	bool named;              /* given on the command line: kept when deleted */
-	int dir;                 /* index in dirs[] */
+	bool named;		 /* given on the command line: kept when deleted */
+	int dir;		 /* index in dirs[] */
 	char name[NAME_MAX + 1]; /* within the directory */
 	char path[PATH_MAX];
 	char sym[MDB_SYM_MAX];
-	int fd;                  /* -1: not open */
+	int fd; /* -1: not open */
 	ino_t ino;
-	uint32_t fid;            /* hash of path and inode, in every record as "fid" */
+	uint32_t fid; /* hash of path and inode, in every record as "fid" */
 	enum wkind kind;
-	uint64_t off;            /* next byte to read; 0: the header is not checked yet
-				    (K_SNAP: seq and symbols done, see SNAP_DONE) */
-	bool bad;                /* bad header: ignored until it shrinks or is replaced */
+	uint64_t off; /* next byte to read; 0: the header is not checked yet
+			 (K_SNAP: seq and symbols done, see SNAP_DONE) */
+	bool bad;     /* bad header: ignored until it shrinks or is replaced */
 	bool dirty;
-	int last_len;            /* bytes in last: 0 (unknown) .. LAST_MAX */
-	uint8_t last[LAST_MAX];  /* the bytes before off, to spot a rewrite */
-	struct dly_header hdr;   /* K_DLY: the columns */
-	bool hdr_ok;             /* ... hdr is read */
-	bool skip_line;          /* ... skipping the rest of an overlong line */
-	long long lineno;        /* ... the line number before off; < 0: unknown */
-	struct snap *prev;       /* K_SNAP: the values downstream holds (NULL: none) */
-	bool prev_dirty;         /* ... changed since they were last saved */
+	int last_len;		/* bytes in last: 0 (unknown) .. LAST_MAX */
+	uint8_t last[LAST_MAX]; /* the bytes before off, to spot a rewrite */
+	struct dly_header hdr;	/* K_DLY: the columns */
+	bool hdr_ok;		/* ... hdr is read */
+	bool skip_line;		/* ... skipping the rest of an overlong line */
+	long long lineno;	/* ... the line number before off; < 0: unknown */
+	struct snap *prev;	/* K_SNAP: the values downstream holds (NULL: none) */
+	bool prev_dirty;	/* ... changed since they were last saved */
 };
 
 /* A saved or recovered offset, by fid. */
@@ -131,8 +131,8 @@ struct saved {
 	uint64_t off;
 	char path[PATH_MAX];
 	bool from_ring;
-	struct snap *base;      /* a snapshot's saved values, with the ring's records */
-	bool base_loaded;       /* ... base is read (NULL then: none saved) */
+	struct snap *base; /* a snapshot's saved values, with the ring's records */
+	bool base_loaded;  /* ... base is read (NULL then: none saved) */
 	int last_len;
 	uint8_t last[LAST_MAX]; /* the bytes before off, as saved */
 };
@@ -147,23 +147,23 @@ static struct {
 	mdb_symmap *symmap;
 	int32_t bar_iv;
 	mdb_outputs *out;
-	mdb_ring *oring;       /* the first output ring, for its position */
+	mdb_ring *oring; /* the first output ring, for its position */
 	const char *oring_name;
 	const char *state_path;
 	bool state_sync;       /* the state file is on a disk: fdatasync it */
-	bool published;        /* records published since the last state save */
+	bool published;	       /* records published since the last state save */
 	int64_t save_every_ns; /* --state-interval: at most one state save per this */
 	int64_t saved_ns;      /* mono_ns of the last state save */
 	uint64_t saved_pos;    /* the output ring's position then */
-	bool ino_ready;        /* the inotify fd polled readable: its events wait */
-	bool ino_armed;        /* its multishot poll is armed (no re-arm per event) */
+	bool ino_ready;	       /* the inotify fd polled readable: its events wait */
+	bool ino_armed;	       /* its multishot poll is armed (no re-arm per event) */
 	int ino_res;
-	int64_t spin_ns;       /* --spin: poll the completion queue this long before sleeping */
+	int64_t spin_ns; /* --spin: poll the completion queue this long before sleeping */
 	bool stop;
-	uint8_t *rbuf;         /* file read buffer, WATCH_CHUNK + one record */
-	char *sbuf;            /* a snapshot file, SNAP_MAX_BYTES (made on first use) */
-	struct snap *scur;     /* the snapshot being read (made on first use) */
-	uint32_t chunk;        /* bytes per read: a multiple of the record size */
+	uint8_t *rbuf;	   /* file read buffer, WATCH_CHUNK + one record */
+	char *sbuf;	   /* a snapshot file, SNAP_MAX_BYTES (made on first use) */
+	struct snap *scur; /* the snapshot being read (made on first use) */
+	uint32_t chunk;	   /* bytes per read: a multiple of the record size */
 	_Alignas(struct inotify_event) char evbuf[64 * 1024];
 	uint8_t enc[MDB_REC_MAX_BYTES];
 	struct saved *saved;
@@ -175,7 +175,8 @@ static _Noreturn void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: mdb-watch [-o ENDPOINT]... [--name NAME] [--json] [--state FILE]\n"
-		"                 [--state-interval DURATION] [--symbols FILE] [--bar-interval SECONDS] [--ring-size SIZE]\n"
+		"                 [--state-interval DURATION] [--symbols FILE] [--bar-interval "
+		"SECONDS] [--ring-size SIZE]\n"
 		"                 [--spin DURATION] PATH...\n"
 		"Publish what is appended to Sierra Chart .scid files and .dly/.csv text files,\n"
 		"and the fields that change in .json snapshot files. PATH is a file or a\n"
@@ -184,10 +185,12 @@ static _Noreturn void usage(FILE *out)
 		"  -o, --output ENDPOINT   write to ENDPOINT (repeatable; default -)\n"
 		"      --name NAME         instance name for counters (default mdb-watch)\n"
 		"      --json              stdout carries JSON lines, not MessagePack\n"
-		"      --state FILE        keep each file's offset in FILE (exactly once across restarts)\n"
+		"      --state FILE        keep each file's offset in FILE (exactly once across "
+		"restarts)\n"
 		"      --state-interval DURATION  save FILE at most this often (default 50ms)\n"
 		"      --symbols FILE      map file names to symbols (lines: NAME SYMBOL)\n"
-		"      --bar-interval SECONDS  iv of .scid bars and of text lines with a Time (default 1)\n"
+		"      --bar-interval SECONDS  iv of .scid bars and of text lines with a Time "
+		"(default 1)\n"
 		"      --ring-size SIZE    capacity of rings this creates (default 64M)\n"
 		"      --spin DURATION     after events, poll for more this long before sleeping\n"
 		"                          (busy meanwhile; default 0: sleep at once)\n"
@@ -214,10 +217,10 @@ static bool ends_with(const char *name, const char *ext)
 
 static enum wkind file_kind(const char *name)
 {
-	return ends_with(name, ".scid")  ? K_SCID
+	return ends_with(name, ".scid")				    ? K_SCID
 	       : ends_with(name, ".dly") || ends_with(name, ".csv") ? K_DLY
-	       : ends_with(name, ".json") ? K_SNAP
-					  : K_NONE;
+	       : ends_with(name, ".json")			    ? K_SNAP
+								    : K_NONE;
 }
 
 /* ---- io_uring: every wait goes through here ---- */
@@ -376,8 +379,7 @@ static void base_save(struct wfile *wf)
 	int fd = n < 0 ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (n < 0)
 		rc = n;
-	else if (fd < 0 || write(fd, W.sbuf, (size_t)n) != n ||
-		 (W.state_sync && fdatasync(fd) < 0))
+	else if (fd < 0 || write(fd, W.sbuf, (size_t)n) != n || (W.state_sync && fdatasync(fd) < 0))
 		rc = -errno;
 	if (fd >= 0 && close(fd) < 0 && !rc)
 		rc = -errno;
@@ -478,7 +480,8 @@ static void base_apply(struct saved *sv, const void *data, size_t len)
 				x = (double)v->via.i64;
 			else
 				continue;
-			base_set(sv->base, sym->ptr, sym->size, ts, k->via.str.ptr, k->via.str.size, x);
+			base_set(sv->base, sym->ptr, sym->size, ts, k->via.str.ptr, k->via.str.size,
+				 x);
 		}
 	}
 	msgpack_unpacked_destroy(&u);
@@ -571,7 +574,8 @@ static uint64_t state_load(char *ring_name, size_t ring_name_size)
 		} else if (sscanf(line, "ring %47s %llu", name, &p) == 2) {
 			snprintf(ring_name, ring_name_size, "%s", name);
 			pos = p;
-		} else if (sscanf(line, "file %u %llu %llu %80s %n", &fid, &off, &ino, hex, &n) == 4 &&
+		} else if (sscanf(line, "file %u %llu %llu %80s %n", &fid, &off, &ino, hex, &n) ==
+			       4 &&
 			   n) {
 			struct saved *s = saved_add(fid);
 			if (s) {
@@ -628,7 +632,8 @@ static void recover_from_ring(uint64_t from)
 {
 	uint64_t end = ring_position(W.oring), oldest = ring_oldest(W.oring);
 	if (end < from) {
-		logmsg(LOG_WARNING, "ring:%s is behind the state file (made anew?): using the state file",
+		logmsg(LOG_WARNING,
+		       "ring:%s is behind the state file (made anew?): using the state file",
 		       W.oring_name);
 		return;
 	}
@@ -642,8 +647,8 @@ static void recover_from_ring(uint64_t from)
 	char name[RING_NAME_MAX];
 	snprintf(name, sizeof name, "mdb-watch.recover.%d", (int)getpid());
 	int err;
-	mdb_ring_consumer *c = ring_consumer_open(W.oring, name, RING_OBSERVER, RING_FROM_END, 0,
-						  &err);
+	mdb_ring_consumer *c =
+	    ring_consumer_open(W.oring, name, RING_OBSERVER, RING_FROM_END, 0, &err);
 	if (!c)
 		die(1, "ring:%s: cannot read it back: %s", W.oring_name, strerror(-err));
 	ring_seek(c, from);
@@ -670,7 +675,8 @@ static void recover_from_ring(uint64_t from)
 	}
 	ring_consumer_close(&c);
 	if (n)
-		logmsg(LOG_INFO, "ring:%s: %d records published after the last state save", W.oring_name, n);
+		logmsg(LOG_INFO, "ring:%s: %d records published after the last state save",
+		       W.oring_name, n);
 }
 
 /* ---- files ---- */
@@ -705,7 +711,8 @@ static struct wfile *file_add(int dir, const char *name_in, bool named)
 		wf->fd = -1;
 		snprintf(wf->name, sizeof wf->name, "%s", name);
 		char path[PATH_MAX];
-		if (snprintf(path, sizeof path, "%s/%s", W.dirs[dir].path, name) >= (int)sizeof path) {
+		if (snprintf(path, sizeof path, "%s/%s", W.dirs[dir].path, name) >=
+		    (int)sizeof path) {
 			wf->used = false;
 			logmsg(LOG_ERR, "%s/%s: path too long", W.dirs[dir].path, name);
 			return NULL;
@@ -720,7 +727,8 @@ static struct wfile *file_add(int dir, const char *name_in, bool named)
 		if (!sym)
 			sym = base;
 		if (strlen(sym) >= sizeof wf->sym) {
-			logmsg(LOG_ERR, "%s: symbol '%s' too long (map it with --symbols)", wf->path, sym);
+			logmsg(LOG_ERR, "%s: symbol '%s' too long (map it with --symbols)",
+			       wf->path, sym);
 			wf->used = false;
 			return NULL;
 		}
@@ -779,7 +787,8 @@ static void file_open(struct wfile *wf, bool resume)
 		if (s) {
 			wf->off = s->off;
 			logmsg(LOG_INFO, "%s: resuming after seq %llu, symbol %llu (%s)", wf->path,
-			       (unsigned long long)(s->off >> 16), (unsigned long long)(s->off & SNAP_DONE),
+			       (unsigned long long)(s->off >> 16),
+			       (unsigned long long)(s->off & SNAP_DONE),
 			       s->from_ring ? "from the output ring" : "from the state file");
 		}
 		if (s && !wf->prev && W.state_path) {
@@ -795,7 +804,8 @@ static void file_open(struct wfile *wf, bool resume)
 	wf->off = 0;
 	if (wf->kind == K_DLY && s && s->off > 0) {
 		if (s->off > (uint64_t)st.st_size) {
-			logmsg(LOG_WARNING, "%s: saved offset %llu is past its end: reading it from the start",
+			logmsg(LOG_WARNING,
+			       "%s: saved offset %llu is past its end: reading it from the start",
 			       wf->path, (unsigned long long)s->off);
 			return;
 		}
@@ -811,7 +821,8 @@ static void file_open(struct wfile *wf, bool resume)
 	if (!s || s->off < SCID_HEADER_SIZE)
 		return;
 	if ((s->off - SCID_HEADER_SIZE) % SCID_RECORD_SIZE || s->off > (uint64_t)st.st_size) {
-		logmsg(LOG_WARNING, "%s: saved offset %llu does not fit the file: reading it from the start",
+		logmsg(LOG_WARNING,
+		       "%s: saved offset %llu does not fit the file: reading it from the start",
 		       wf->path, (unsigned long long)s->off);
 		return;
 	}
@@ -934,7 +945,8 @@ static ssize_t scid_read_slow(struct wfile *wf)
 		int at;
 		if (scid_header_check(h, &why, &at) < 0) {
 			counter_add(W.c_bad, 1);
-			logmsg(LOG_ERR, "%s: offset %d: %s; ignoring the file until it is rewritten",
+			logmsg(LOG_ERR,
+			       "%s: offset %d: %s; ignoring the file until it is rewritten",
 			       wf->path, at, why);
 			wf->bad = true;
 			wf->off = size; /* shrinking below this means a rewrite */
@@ -988,7 +1000,8 @@ static void scid_read(struct wfile *wf)
 		const uint8_t *p = W.rbuf;
 		if (wf->last_len) {
 			if (n < SCID_RECORD_SIZE || memcmp(p, wf->last, SCID_RECORD_SIZE) != 0) {
-				logmsg(LOG_INFO, "%s: rewritten: reading it from the start", wf->path);
+				logmsg(LOG_INFO, "%s: rewritten: reading it from the start",
+				       wf->path);
 				wf->off = 0;
 				wf->last_len = 0;
 				continue;
@@ -1001,13 +1014,16 @@ static void scid_read(struct wfile *wf)
 			enum scid_kind kind;
 			const char *why;
 			scid_record_load(p, &r);
-			int len = scid_encode(&r, wf->sym, W.bar_iv, (int64_t)(wf->off + SCID_RECORD_SIZE),
-					      wf->fid, W.enc, sizeof W.enc, &kind, &why);
+			int len = scid_encode(&r, wf->sym, W.bar_iv,
+					      (int64_t)(wf->off + SCID_RECORD_SIZE), wf->fid, W.enc,
+					      sizeof W.enc, &kind, &why);
 			if (len < 0) {
 				counter_add(W.c_bad, 1);
 				logmsg(LOG_ERR, "%s: offset %llu: bad record: %s", wf->path,
-				       (unsigned long long)wf->off, len == -EBADMSG ? why : strerror(-len));
-			} else if (!publish(W.enc, len, kind == SCID_BAR ? MDB_REC_BAR : MDB_REC_TICK)) {
+				       (unsigned long long)wf->off,
+				       len == -EBADMSG ? why : strerror(-len));
+			} else if (!publish(W.enc, len,
+					    kind == SCID_BAR ? MDB_REC_BAR : MDB_REC_TICK)) {
 				break;
 			}
 			wf->off += SCID_RECORD_SIZE;
@@ -1048,7 +1064,8 @@ static int64_t dly_header(struct wfile *wf, uint64_t size)
 	const char *why = "header line too long";
 	if (!nl && (size_t)n < DLY_LINE_MAX + 2)
 		return 0; /* the header is not all there yet */
-	if (nl && dly_header_parse((const char *)W.rbuf, (size_t)(nl - W.rbuf), &wf->hdr, &why) == 0) {
+	if (nl &&
+	    dly_header_parse((const char *)W.rbuf, (size_t)(nl - W.rbuf), &wf->hdr, &why) == 0) {
 		wf->hdr_ok = true;
 		return nl - W.rbuf + 1;
 	}
@@ -1121,9 +1138,10 @@ static void dly_read(struct wfile *wf)
 				const char *why;
 				int rc = dly_line_parse(&wf->hdr, p, len, &b, &why);
 				if (rc == 0)
-					rc = dly_encode(&b, wf->sym, wf->hdr.has_time ? W.bar_iv : 86400,
-							(int64_t)(at + len), wf->fid, W.enc, sizeof W.enc,
-							&why);
+					rc = dly_encode(&b, wf->sym,
+							wf->hdr.has_time ? W.bar_iv : 86400,
+							(int64_t)(at + len), wf->fid, W.enc,
+							sizeof W.enc, &why);
 				if (rc < 0)
 					dly_bad_line(wf, at, rc == -EBADMSG ? why : strerror(-rc));
 				else if (!publish(W.enc, rc, MDB_REC_BAR))
@@ -1170,8 +1188,9 @@ static void snap_read(struct wfile *wf)
 		die(1, "out of memory");
 	char why[160];
 	struct snap *cur = W.scur;
-	ssize_t n = st.st_size > SNAP_MAX_BYTES ? -EFBIG
-					       : uring_pread(wf->fd, W.sbuf, (size_t)st.st_size, 0);
+	ssize_t n = st.st_size > SNAP_MAX_BYTES
+			? -EFBIG
+			: uring_pread(wf->fd, W.sbuf, (size_t)st.st_size, 0);
 	int rc = n < 0 ? (int)n : snap_parse(W.sbuf, (size_t)n, cur, why, sizeof why);
 	if (rc < 0) {
 		counter_add(W.c_bad, 1);
@@ -1195,8 +1214,8 @@ static void snap_read(struct wfile *wf)
 		if ((uint64_t)i + 1 <= skip)
 			continue;
 		const struct snap_quote *pq = wf->prev ? snap_find(wf->prev, q->s) : NULL;
-		int len = snap_encode_delta(q, pq, (int64_t)(cur->seq << 16 | (uint64_t)(i + 1)), wf->fid,
-					    W.enc, sizeof W.enc);
+		int len = snap_encode_delta(q, pq, (int64_t)(cur->seq << 16 | (uint64_t)(i + 1)),
+					    wf->fid, W.enc, sizeof W.enc);
 		if (len < 0) {
 			counter_add(W.c_bad, 1);
 			logmsg(LOG_ERR, "%s: symbol %s: %s", wf->path, q->s, strerror(-len));
@@ -1334,7 +1353,8 @@ static void inotify_events(int len)
 			logmsg(LOG_WARNING, "inotify queue overflow: rescanning");
 			for (int i = 0; i < W.nfiles; i++)
 				if (W.files[i].used)
-					file_appeared(W.files[i].dir, W.files[i].name, W.files[i].named, false);
+					file_appeared(W.files[i].dir, W.files[i].name,
+						      W.files[i].named, false);
 			scan_dirs(false);
 			continue;
 		}
@@ -1461,7 +1481,7 @@ int main(int argc, char **argv)
 	eo.name = cli.name ? cli.name : "mdb-watch";
 	eo.json_out = cli.json;
 	eo.publish_timeout_ns = 250000000; /* held back: look at the stop flag this often */
-	eo.batch_out = true; /* a chunk is published at once, in commit() */
+	eo.batch_out = true;		   /* a chunk is published at once, in commit() */
 	if (symbols) {
 		int err, line;
 		const char *why;

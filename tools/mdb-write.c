@@ -14,8 +14,8 @@
  * a buffer, and the writer retries with a growing pause. A corrupt file is
  * closed and reopened on each retry, so a restored file is picked up.
  */
-#include "clock.h"
 #include "cli.h"
+#include "clock.h"
 #include "counters.h"
 #include "endpoint.h"
 #include "log.h"

@@ -17,8 +17,8 @@
  * notice and fresh snapshots; a client that keeps falling behind is closed
  * with 1008. The protocol is documented in mdb-ws(1).
  */
-#include "clock.h"
 #include "cli.h"
+#include "clock.h"
 #include "counters.h"
 #include "endpoint.h"
 #include "http.h"
@@ -56,7 +56,7 @@
 #include <unistd.h>
 #include <wslay/wslay.h>
 
-#define BIND_RETRY_NS (5 * NS_PER_SEC) /* how long a port in use is waited for */
+#define BIND_RETRY_NS	 (5 * NS_PER_SEC) /* how long a port in use is waited for */
 #define DEFAULT_LISTEN	 "127.0.0.1:8080"
 #define DEFAULT_INPUT	 "ring:feat"
 #define DEFAULT_LVC	 "mdb"
@@ -145,10 +145,10 @@ struct client {
 	wsproto_conn *ws; /* the WebSocket, once upgraded */
 	struct stream **subs;
 	int nsubs, subcap;
-	int64_t rs_win_ns; /* start of the resync-counting window */
-	int rs_n;	   /* slow resyncs in that window */
+	int64_t rs_win_ns;   /* start of the resync-counting window */
+	int rs_n;	     /* slow resyncs in that window */
 	unsigned rs_dropped; /* frames announced by the latest resync notice */
-	double tokens;	   /* control messages allowed now */
+	double tokens;	     /* control messages allowed now */
 	int64_t tokens_ns;
 };
 
@@ -176,7 +176,7 @@ struct stream {
  * a busy loop gets no wake-ups and makes the producer wake no one. */
 struct watcher {
 	mdb_ring_consumer *c;
-	mdb_ring *r;	      /* the same ring, for its write position */
+	mdb_ring *r; /* the same ring, for its write position */
 	pthread_t th;
 	_Atomic uint32_t ctl; /* bumped (and woken) to arm or to stop */
 	_Atomic uint64_t armed_pos;
@@ -202,9 +202,9 @@ struct opts {
 	int64_t queue_age_ns;
 	int slow_resyncs;
 	int64_t stale_ns;
-	int sndbuf; /* SO_SNDBUF of client sockets; 0: the kernel's autotuning */
+	int sndbuf;	     /* SO_SNDBUF of client sockets; 0: the kernel's autotuning */
 	const char *db_path; /* mdb-write's database for /api/bars; NULL: none */
-	int max_rows;        /* rows per /api/bars answer at most */
+	int max_rows;	     /* rows per /api/bars answer at most */
 };
 
 static struct {
@@ -541,9 +541,9 @@ static void conflate(struct client *c)
 	counter_add(G.k.dropped, n);
 	c->rs_dropped = carried ? c->rs_dropped + n : n;
 	char note[96];
-	int len = snprintf(note, sizeof note,
-			   "{\"type\":\"resync\",\"reason\":\"slow\",\"dropped\":%u}",
-			   c->rs_dropped);
+	int len =
+	    snprintf(note, sizeof note, "{\"type\":\"resync\",\"reason\":\"slow\",\"dropped\":%u}",
+		     c->rs_dropped);
 	send_text(c, note, (size_t)len, Q_NOTE);
 	for (int i = 0; i < c->nsubs; i++) {
 		struct wsframe *f = snapshot_frame(c->subs[i], c->msgpack);
@@ -718,8 +718,8 @@ static void on_record(const struct mdb_msg *m)
 static void *watch(void *arg)
 {
 	struct watcher *w = arg;
-	uint32_t cv = 0;   /* ctl as last read */
-	uint64_t p = 0;	   /* the position slept past */
+	uint32_t cv = 0;    /* ctl as last read */
+	uint64_t p = 0;	    /* the position slept past */
 	bool armed = false; /* p is valid: sleep on the ring, not on ctl */
 	while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
 		if (!armed) {
@@ -951,8 +951,8 @@ static void on_control(struct client *c, const uint8_t *msg, size_t len)
 	}
 	for (size_t i = 0; i < m.nsyms; i++) {
 		const char *sym = wsproto_ctl_symbol(&m, i);
-		struct stream *st = m.op == WSPROTO_UNSUBSCRIBE ? stream_find(sym, m.iv)
-								: stream_get(sym, m.iv);
+		struct stream *st =
+		    m.op == WSPROTO_UNSUBSCRIBE ? stream_find(sym, m.iv) : stream_get(sym, m.iv);
 		if (m.op == WSPROTO_UNSUBSCRIBE) {
 			if (st)
 				unsubscribe(c, st);
@@ -1119,10 +1119,11 @@ static const struct {
 	{                                                                                          \
 #x, offsetof(__typeof__(G.k), x)                                                   \
 	}
-    K(conns),	K(accepted),	K(refused),	K(http),    K(http_err),    K(upgrades),
-    K(frames),	K(bytes),	K(deltas),	K(snaps),   K(resync_slow), K(resync_req),
-    K(dropped), K(closed_slow), K(closed_ping), K(ctl),	    K(ctl_err),	    K(limited),
-    K(in),	K(rejects),	K(laps),	K(streams), K(subs),	    K(pool),	    K(pool_dry),
+    K(conns),	    K(accepted),   K(refused), K(http),	       K(http_err),
+    K(upgrades),    K(frames),	   K(bytes),   K(deltas),      K(snaps),
+    K(resync_slow), K(resync_req), K(dropped), K(closed_slow), K(closed_ping),
+    K(ctl),	    K(ctl_err),	   K(limited), K(in),	       K(rejects),
+    K(laps),	    K(streams),	   K(subs),    K(pool),	       K(pool_dry),
 #undef K
 };
 
@@ -1827,8 +1828,7 @@ static void on_send(struct client *c, int res)
 	arm_recv(c); /* if it was held back by its queue */
 	if (c->qn) {
 		mark_dirty(c);
-	} else if (c->close_after_send ||
-		   (c->st == C_CLOSING && wsproto_conn_close_sent(c->ws))) {
+	} else if (c->close_after_send || (c->st == C_CLOSING && wsproto_conn_close_sent(c->ws))) {
 		shut(c);
 	}
 }
@@ -2198,9 +2198,10 @@ int main(int argc, char **argv)
 			setrlimit(RLIMIT_NOFILE, &rl);
 		}
 		if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)G.nslots + 64)
-			logmsg(LOG_WARNING,
-			       "%llu file descriptors for --max-conns %d: connections past them wait",
-			       (unsigned long long)rl.rlim_cur, o->max_conns);
+			logmsg(
+			    LOG_WARNING,
+			    "%llu file descriptors for --max-conns %d: connections past them wait",
+			    (unsigned long long)rl.rlim_cur, o->max_conns);
 	}
 	G.cl = calloc((size_t)G.nslots, sizeof *G.cl);
 	G.freeidx = malloc((size_t)G.nslots * sizeof *G.freeidx);

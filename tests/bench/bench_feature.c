@@ -35,16 +35,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_RUNS 99
-#define SYMBOLS 100
-#define WINDOW 5000
-#define TARGET_MBPS 2.0
+#define MAX_RUNS       99
+#define SYMBOLS	       100
+#define WINDOW	       5000
+#define TARGET_MBPS    2.0
 #define RUN_TIMEOUT_NS (120LL * 1000000000LL)
 
 struct opts {
-	long bars;       /* ring -> ring bars per run */
-	long kernel;     /* kernel bars per run */
-	long updates;    /* recompute updates per run */
+	long bars;    /* ring -> ring bars per run */
+	long kernel;  /* kernel bars per run */
+	long updates; /* recompute updates per run */
 	int runs;
 	bool smoke;
 	char feature[PATH_MAX]; /* the mdb-feature binary */
@@ -75,8 +75,11 @@ static struct ind_bar make_bar(long i, double *price)
 {
 	double o = *price, c = o + rnd() - 0.5;
 	struct ind_bar b = {.ts = 1700006400LL * 1000000000LL + (i / SYMBOLS) * 60000000000LL,
-			    .o = o, .c = c, .h = fmax(o, c) + rnd() * 0.3,
-			    .l = fmin(o, c) - rnd() * 0.3, .v = floor(rnd() * 1000)};
+			    .o = o,
+			    .c = c,
+			    .h = fmax(o, c) + rnd() * 0.3,
+			    .l = fmin(o, c) - rnd() * 0.3,
+			    .v = floor(rnd() * 1000)};
 	*price = c;
 	return b;
 }
@@ -94,7 +97,8 @@ static double cpu_seconds(pid_t pid)
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')'); /* the command name may hold spaces */
 	unsigned long ut, st;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -138,8 +142,16 @@ static double run_pipeline(const struct opts *o, int run, double *cpu_ns)
 		record_init(&r, MDB_REC_BAR);
 		snprintf(r.s, sizeof r.s, "S%03ld", i % SYMBOLS);
 		r.ts = b.ts;
-		r.bar = (struct mdb_bar){.iv = 60, .o = b.o, .h = b.h, .l = b.l, .c = b.c, .v = b.v,
-					 .n = 10, .bv = NAN, .av = NAN, .f = MDB_F_FINAL};
+		r.bar = (struct mdb_bar){.iv = 60,
+					 .o = b.o,
+					 .h = b.h,
+					 .l = b.l,
+					 .c = b.c,
+					 .v = b.v,
+					 .n = 10,
+					 .bv = NAN,
+					 .av = NAN,
+					 .f = MDB_F_FINAL};
 		int n = record_encode(&r, buf, sizeof buf);
 		if (n < 0 || ring_publish(ri, MDB_REC_BAR, buf, (uint32_t)n, 0) < 0)
 			errx(1, "filling the input ring (%ld bars)", i);
@@ -148,7 +160,8 @@ static double run_pipeline(const struct opts *o, int run, double *cpu_ns)
 	/* spin as a stage does by default (20 us), then sleep: a consumer
 	 * spinning forever would take the core mdb-feature needs on a busy
 	 * 2-core machine */
-	mdb_ring_consumer *c = ring_consumer_open(ro, "bench", RING_DURABLE, RING_FROM_START, 20000, &rc);
+	mdb_ring_consumer *c =
+	    ring_consumer_open(ro, "bench", RING_DURABLE, RING_FROM_START, 20000, &rc);
 	if (!c)
 		errx(1, "ring_consumer_open: %s", strerror(-rc));
 	pid_t pid = fork();
@@ -257,8 +270,10 @@ static double run_recompute(const struct opts *o, double *sink)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"bars", required_argument, NULL, 'n'}, {"runs", required_argument, NULL, 'r'},
-	    {"smoke", no_argument, NULL, 's'},      {"help", no_argument, NULL, 'h'},
+	    {"bars", required_argument, NULL, 'n'},
+	    {"runs", required_argument, NULL, 'r'},
+	    {"smoke", no_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct opts o = {.bars = 1000000, .kernel = 10000000, .updates = 2000, .runs = 5};
@@ -298,7 +313,8 @@ int main(int argc, char **argv)
 	setenv("MDB_SHM_DIR", o.shm, 1);
 	signal(SIGPIPE, SIG_IGN);
 
-	double pipe[MAX_RUNS], cpu[MAX_RUNS], kern[MAX_RUNS], rec[MAX_RUNS], rp[MAX_RUNS], rk[MAX_RUNS];
+	double pipe[MAX_RUNS], cpu[MAX_RUNS], kern[MAX_RUNS], rec[MAX_RUNS], rp[MAX_RUNS],
+	    rk[MAX_RUNS];
 	double sink = 0;
 	int status = 0;
 	for (int i = 0; i < o.runs; i++) {
@@ -311,15 +327,19 @@ int main(int argc, char **argv)
 		rec[i] = run_recompute(&o, &sink);
 		rp[i] = pipe[i] / rec[i];
 		rk[i] = kern[i] / rec[i];
-		fprintf(stderr, "run %d: ring->ring %.2f M bars/s (%.0f ns CPU/bar), kernel %.1f M bars/s, recompute %.0f updates/s\n",
+		fprintf(stderr,
+			"run %d: ring->ring %.2f M bars/s (%.0f ns CPU/bar), kernel %.1f M bars/s, "
+			"recompute %.0f updates/s\n",
 			i + 1, pipe[i] / 1e6, cpu[i], kern[i] / 1e6, rec[i]);
 	}
 	bench_rmtmp(o.shm);
 	if (status)
 		return status;
 	double mp = median(pipe, o.runs), mk = median(kern, o.runs), mr = median(rec, o.runs);
-	printf("bench_feature: %ld bars of %d symbols per run, all indicators, medians of %d run%s%s\n",
-	       o.bars, SYMBOLS, o.runs, o.runs > 1 ? "s" : "", o.smoke ? " (smoke: tiny runs)" : "");
+	printf("bench_feature: %ld bars of %d symbols per run, all indicators, medians of %d "
+	       "run%s%s\n",
+	       o.bars, SYMBOLS, o.runs, o.runs > 1 ? "s" : "",
+	       o.smoke ? " (smoke: tiny runs)" : "");
 	printf("  mdb-feature ring -> ring          %8.2f M bars/s   (target >= %.0f M/s: %s)\n",
 	       mp / 1e6, TARGET_MBPS, mp >= TARGET_MBPS * 1e6 ? "met" : "NOT met");
 	printf("  mdb-feature CPU per bar           %8.0f ns        (%.2f M bars per CPU-second)\n",

@@ -65,18 +65,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NS 1000000000LL
-#define MAX_RUNS 99
-#define MAX_SYMS 4096
-#define MAX_CONNS 4096
-#define KEY "bench-k3y"
+#define NS	      1000000000LL
+#define MAX_RUNS      99
+#define MAX_SYMS      4096
+#define MAX_CONNS     4096
+#define KEY	      "bench-k3y"
 #define TARGET_ONTIME 100.0 /* % of cycles: issue 7 asks for every cycle on time */
 
 struct opts {
 	int nsym, runs, seconds, concurrency, latency_ms;
 	bool smoke, verbose, no_python;
 	char fetch[PATH_MAX]; /* the mdb-fetch binary */
-	char dir[64];         /* scratch: config, logs, counters */
+	char dir[64];	      /* scratch: config, logs, counters */
 };
 
 #define MAX_TIMES (1 << 20)
@@ -85,9 +85,9 @@ struct opts {
 struct srv_stats {
 	_Atomic uint64_t requests, bad, conns;
 	_Atomic uint32_t asked[MAX_SYMS]; /* requests per symbol index */
-	_Atomic uint64_t nt;              /* requests timed in t[] */
-	_Atomic int64_t latency_ns;       /* each answer held back this long */
-	int64_t t[MAX_TIMES];             /* CLOCK_MONOTONIC of each request */
+	_Atomic uint64_t nt;		  /* requests timed in t[] */
+	_Atomic int64_t latency_ns;	  /* each answer held back this long */
+	int64_t t[MAX_TIMES];		  /* CLOCK_MONOTONIC of each request */
 };
 
 /* One fetcher's figures over its measured window. */
@@ -129,16 +129,18 @@ static double burst_rate(struct srv_stats *st, uint64_t i0, uint64_t i1)
 
 static _Noreturn void usage(FILE *out)
 {
-	fprintf(out, "usage: bench_fetch [--smoke] [-s symbols] [-t seconds] [-r runs] [-c conc] [-l ms]\n"
-		     "  -s, --symbols N      symbols (default 500)\n"
-		     "  -t, --seconds N      measured seconds per fetcher and run (default 10)\n"
-		     "  -r, --runs R         runs; medians are shown (default 3)\n"
-		     "  -c, --concurrency N  mdb-fetch's transfers at once (default 32)\n"
-		     "  -l, --latency MS     the held-back pass: each answer MS later (default 20)\n"
-		     "      --no-python      leave the Python urllib peer out\n"
-		     "  -v, --verbose        the fetchers' stderr on the terminal\n"
-		     "      --smoke          a correctness check in a few seconds\n"
-		     "  -h, --help           show this help\n");
+	fprintf(
+	    out,
+	    "usage: bench_fetch [--smoke] [-s symbols] [-t seconds] [-r runs] [-c conc] [-l ms]\n"
+	    "  -s, --symbols N      symbols (default 500)\n"
+	    "  -t, --seconds N      measured seconds per fetcher and run (default 10)\n"
+	    "  -r, --runs R         runs; medians are shown (default 3)\n"
+	    "  -c, --concurrency N  mdb-fetch's transfers at once (default 32)\n"
+	    "  -l, --latency MS     the held-back pass: each answer MS later (default 20)\n"
+	    "      --no-python      leave the Python urllib peer out\n"
+	    "  -v, --verbose        the fetchers' stderr on the terminal\n"
+	    "      --smoke          a correctness check in a few seconds\n"
+	    "  -h, --help           show this help\n");
 	exit(out == stdout ? 0 : 2);
 }
 
@@ -159,9 +161,12 @@ static int bars_json(char *out, size_t cap, const char *t, int64_t from_ms, int6
 	int64_t first = (from_ms / 1000 + iv - 1) / iv * iv;
 	size_t len = 0;
 	int n = 0;
-	len += (size_t)snprintf(out + len, cap - len, "{\"ticker\":\"%s\",\"status\":\"OK\","
-				"\"adjusted\":true,\"results\":[", t);
-	for (int64_t ts = first; ts * 1000 <= to_ms && ts <= now && len + 200 < cap; ts += iv, n++) {
+	len += (size_t)snprintf(out + len, cap - len,
+				"{\"ticker\":\"%s\",\"status\":\"OK\","
+				"\"adjusted\":true,\"results\":[",
+				t);
+	for (int64_t ts = first; ts * 1000 <= to_ms && ts <= now && len + 200 < cap;
+	     ts += iv, n++) {
 		int64_t k = ts / iv;
 		double o = 100 + (double)strlen(t) + (double)(k % 40) / 4, c;
 		c = ts + iv > now ? o + (double)((now - ts) % 4) / 4 : o + 0.5;
@@ -181,8 +186,8 @@ struct conn {
 	size_t inlen;
 	char out[65536];
 	size_t outlen, outoff;
-	size_t ready;   /* out[outoff..ready) may be written: its time has come */
-	uint32_t gen;   /* tells this connection from a later one on its fd */
+	size_t ready; /* out[outoff..ready) may be written: its time has come */
+	uint32_t gen; /* tells this connection from a later one on its fd */
 	bool close_after;
 };
 
@@ -216,10 +221,12 @@ static void answer(struct conn *c, const char *req, size_t len, struct srv_stats
 	}
 	char *key = strstr(path, "apiKey=");
 	if (sscanf(path, "/v2/aggs/ticker/%63[^/]/range/%lld/%15[a-z]/%lld/%lld", t, &mult, span,
-		   &from, &to) != 5 || !key || strcmp(key + 7, KEY) != 0) {
+		   &from, &to) != 5 ||
+	    !key || strcmp(key + 7, KEY) != 0) {
 		atomic_fetch_add(&st->bad, 1);
 		code = 404;
-		blen = snprintf(body, sizeof body, "{\"status\":\"ERROR\",\"error\":\"bad request\"}");
+		blen =
+		    snprintf(body, sizeof body, "{\"status\":\"ERROR\",\"error\":\"bad request\"}");
 	} else {
 		int idx = atoi(t + 1); /* S0001 ... */
 		if (t[0] == 'S' && idx >= 0 && idx < MAX_SYMS)
@@ -295,8 +302,10 @@ static _Noreturn void serve(int lfd, struct srv_stats *st)
 			int fd = evs[i].data.fd;
 			if (fd == lfd) {
 				int cfd;
-				while ((cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-					if (cfd >= MAX_CONNS || !(conns[cfd] = calloc(1, sizeof **conns))) {
+				while ((cfd = accept4(lfd, NULL, NULL,
+						      SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+					if (cfd >= MAX_CONNS ||
+					    !(conns[cfd] = calloc(1, sizeof **conns))) {
 						close(cfd);
 						continue;
 					}
@@ -405,7 +414,7 @@ static int cnt_pick(const struct counters_view *v, void *arg)
 
 enum { C_CYCLES, C_ONTIME, C_REQ, C_ERR, C_OUT, C_BAD, C_N };
 static const char *const cnames[C_N] = {"cycles", "cycles_on_time", "requests", "errors",
-					 "out", "bad_bars"};
+					"out",	  "bad_bars"};
 
 static bool read_counters(pid_t pid, uint64_t *val)
 {
@@ -415,8 +424,8 @@ static bool read_counters(pid_t pid, uint64_t *val)
 	return w.found == C_N;
 }
 
-static bool run_fetch(const struct opts *o, int port, struct srv_stats *st, int run,
-		      struct fig *f, uint64_t *total)
+static bool run_fetch(const struct opts *o, int port, struct srv_stats *st, int run, struct fig *f,
+		      uint64_t *total)
 {
 	char conf[PATH_MAX], log[PATH_MAX];
 	snprintf(conf, sizeof conf, "%s/fetch.conf", o->dir);
@@ -424,8 +433,10 @@ static bool run_fetch(const struct opts *o, int port, struct srv_stats *st, int 
 	FILE *c = fopen(conf, "w");
 	if (!c)
 		err(1, "%s", conf);
-	fprintf(c, "source pg type=polygon url=http://127.0.0.1:%d key=BENCH_FETCH_KEY "
-		   "concurrency=%d timeout=5s\nsymbols", port, o->concurrency);
+	fprintf(c,
+		"source pg type=polygon url=http://127.0.0.1:%d key=BENCH_FETCH_KEY "
+		"concurrency=%d timeout=5s\nsymbols",
+		port, o->concurrency);
 	for (int i = 0; i < o->nsym; i++)
 		fprintf(c, " S%04d", i);
 	fprintf(c, "\n");
@@ -540,9 +551,13 @@ static _Noreturn void curl_peer(const struct opts *o, int port, int out)
 		int64_t wall = wall_ns();
 		for (int i = 0; i < o->nsym; i++) {
 			snprintf(tick, sizeof tick, "S%04d", i);
-			struct fsrc_req rq = {.base = base, .ticker = tick, .iv = 60, .key = KEY,
-					      .from_ns = last[i] ? last[i] : (wall - 300 * NS) / (60 * NS) * 60 * NS,
-					      .to_ns = (wall / (60 * NS) + 1) * 60 * NS};
+			struct fsrc_req rq = {
+			    .base = base,
+			    .ticker = tick,
+			    .iv = 60,
+			    .key = KEY,
+			    .from_ns = last[i] ? last[i] : (wall - 300 * NS) / (60 * NS) * 60 * NS,
+			    .to_ns = (wall / (60 * NS) + 1) * 60 * NS};
 			if (fsrc_url(FSRC_POLYGON, &rq, url, sizeof url) < 0)
 				_exit(1);
 			body.len = 0;
@@ -556,10 +571,12 @@ static _Noreturn void curl_peer(const struct opts *o, int port, int out)
 				_exit(1);
 			for (int k = 0; k < res.n; k++) {
 				const struct fsrc_bar *b = &res.bar[k];
-				fprintf(sink, "{\"t\":\"bar\",\"s\":\"%s\",\"ts\":%lld,\"iv\":60,\"o\":%g,"
-					      "\"h\":%g,\"l\":%g,\"c\":%g,\"v\":%g,\"n\":%lld}\n",
-					tick, (long long)b->ts, b->o, b->h, b->l, b->c, b->v,
-					(long long)b->n);
+				fprintf(
+				    sink,
+				    "{\"t\":\"bar\",\"s\":\"%s\",\"ts\":%lld,\"iv\":60,\"o\":%g,"
+				    "\"h\":%g,\"l\":%g,\"c\":%g,\"v\":%g,\"n\":%lld}\n",
+				    tick, (long long)b->ts, b->o, b->h, b->l, b->c, b->v,
+				    (long long)b->n);
 				last[i] = b->ts;
 			}
 		}
@@ -673,18 +690,24 @@ enum { F_FETCH, F_CURL, F_PY, F_N };
 /* the figures kept per run */
 enum { V_CYC, V_ON, V_ONPCT, V_RPS, V_BURST, V_CPU, V_US, NV };
 static const char *const fnames[F_N] = {"mdb-fetch", "curl-seq (C, sequential)",
-					 "urllib (Python, sequential)"};
+					"urllib (Python, sequential)"};
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"symbols", required_argument, NULL, 's'}, {"seconds", required_argument, NULL, 't'},
-	    {"runs", required_argument, NULL, 'r'},    {"concurrency", required_argument, NULL, 'c'},
-	    {"no-python", no_argument, NULL, 'P'},     {"latency", required_argument, NULL, 'l'},     {"verbose", no_argument, NULL, 'v'},
-	    {"smoke", no_argument, NULL, 'S'},         {"help", no_argument, NULL, 'h'},
+	    {"symbols", required_argument, NULL, 's'},
+	    {"seconds", required_argument, NULL, 't'},
+	    {"runs", required_argument, NULL, 'r'},
+	    {"concurrency", required_argument, NULL, 'c'},
+	    {"no-python", no_argument, NULL, 'P'},
+	    {"latency", required_argument, NULL, 'l'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"smoke", no_argument, NULL, 'S'},
+	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct opts o = {.nsym = 500, .runs = 3, .seconds = 10, .concurrency = 32, .latency_ms = 20};
+	struct opts o = {
+	    .nsym = 500, .runs = 3, .seconds = 10, .concurrency = 32, .latency_ms = 20};
 	int opt;
 	while ((opt = getopt_long(argc, argv, "s:t:r:c:l:vh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -742,8 +765,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		errx(1, "curl_global_init");
-	struct srv_stats *st = mmap(NULL, sizeof *st, PROT_READ | PROT_WRITE,
-				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct srv_stats *st =
+	    mmap(NULL, sizeof *st, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (st == MAP_FAILED)
 		err(1, "mmap");
 	int port;
@@ -770,7 +793,8 @@ int main(int argc, char **argv)
 				bool ok = k == F_FETCH ? run_fetch(&o, port, st, r, &f, total)
 						       : run_peer(&o, port, st, k == F_PY, &f);
 				if (k == F_FETCH)
-					srv_cpu[ph][r] = 100 * (proc_cpu(srv) - s0) / (f.secs > 0 ? f.secs : 1);
+					srv_cpu[ph][r] =
+					    100 * (proc_cpu(srv) - s0) / (f.secs > 0 ? f.secs : 1);
 				if (!ok || f.cycles < 1 || f.secs <= 0) {
 					warnx("%s: no figures", fnames[k]);
 					status = 1;
@@ -786,10 +810,11 @@ int main(int argc, char **argv)
 				*v[V_BURST] = f.burst;
 				*v[V_CPU] = 100 * f.cpu_s / f.secs;
 				*v[V_US] = f.reqs > 0 ? 1e6 * f.cpu_s / f.reqs : 0;
-				printf("  run %d %-9s %-28s cycles on time %3.0f/%-3.0f %5.1f %%  "
-				       "%6.0f req/s  burst %6.0f req/s  CPU %5.1f %%  %6.1f us/req\n",
-				       r + 1, ph ? "held" : "loopback", fnames[k], f.ontime, f.cycles,
-				       *v[V_ONPCT], *v[V_RPS], f.burst, *v[V_CPU], *v[V_US]);
+				printf(
+				    "  run %d %-9s %-28s cycles on time %3.0f/%-3.0f %5.1f %%  "
+				    "%6.0f req/s  burst %6.0f req/s  CPU %5.1f %%  %6.1f us/req\n",
+				    r + 1, ph ? "held" : "loopback", fnames[k], f.ontime, f.cycles,
+				    *v[V_ONPCT], *v[V_RPS], f.burst, *v[V_CPU], *v[V_US]);
 				fflush(stdout);
 			}
 		}
@@ -816,11 +841,12 @@ int main(int argc, char **argv)
 			if (k == F_PY && (o.no_python || ph == 1))
 				continue;
 			/* ratios of the medians: each figure's median over the runs */
-			printf("  mdb-fetch vs %-28s req/s x%.2f, burst x%.2f; the peer spends x%.2f "
-			       "the CPU per request\n",
-			       fnames[k], m[F_FETCH][V_RPS] / m[k][V_RPS],
-			       m[k][V_BURST] > 0 ? m[F_FETCH][V_BURST] / m[k][V_BURST] : 0,
-			       m[F_FETCH][V_US] > 0 ? m[k][V_US] / m[F_FETCH][V_US] : 0);
+			printf(
+			    "  mdb-fetch vs %-28s req/s x%.2f, burst x%.2f; the peer spends x%.2f "
+			    "the CPU per request\n",
+			    fnames[k], m[F_FETCH][V_RPS] / m[k][V_RPS],
+			    m[k][V_BURST] > 0 ? m[F_FETCH][V_BURST] / m[k][V_BURST] : 0,
+			    m[F_FETCH][V_US] > 0 ? m[k][V_US] / m[F_FETCH][V_US] : 0);
 		}
 		printf("  fixture server CPU while mdb-fetch ran: %.1f %% of a core\n",
 		       median(srv_cpu[ph], n));
@@ -836,20 +862,24 @@ int main(int argc, char **argv)
 				fewest = atomic_load(&st->asked[i]);
 		if (atomic_load(&st->bad))
 			warnx("smoke: %llu bad requests at the server",
-			      (unsigned long long)atomic_load(&st->bad)), status = 1;
+			      (unsigned long long)atomic_load(&st->bad)),
+			    status = 1;
 		if (fewest < (uint32_t)o.seconds)
 			warnx("smoke: a symbol asked only %u times", fewest), status = 1;
 		if (total[C_ERR] || total[C_BAD] || total[C_OUT] < (uint64_t)o.nsym)
 			warnx("smoke: mdb-fetch errors %llu, bad bars %llu, bars out %llu",
 			      (unsigned long long)total[C_ERR], (unsigned long long)total[C_BAD],
-			      (unsigned long long)total[C_OUT]), status = 1;
+			      (unsigned long long)total[C_OUT]),
+			    status = 1;
 		for (int ph = 0; ph < 2; ph++)
 			if (R[ph][F_FETCH][V_ON][0] < R[ph][F_FETCH][V_CYC][0] - 1)
 				warnx("smoke: mdb-fetch (%s) on time in %.0f of %.0f cycles",
 				      ph ? "held" : "loopback", R[ph][F_FETCH][V_ON][0],
-				      R[ph][F_FETCH][V_CYC][0]), status = 1;
+				      R[ph][F_FETCH][V_CYC][0]),
+				    status = 1;
 		if (total[C_REQ] < (uint64_t)o.nsym * (uint64_t)o.seconds)
-			warnx("smoke: mdb-fetch sent %llu requests", (unsigned long long)total[C_REQ]),
+			warnx("smoke: mdb-fetch sent %llu requests",
+			      (unsigned long long)total[C_REQ]),
 			    status = 1;
 		printf("smoke: %s\n", status ? "FAILED" : "ok");
 	}

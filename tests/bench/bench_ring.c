@@ -791,13 +791,14 @@ static void print_table(const struct bench *b, results res)
 			const struct series *lz = cell(b, res, ci, m, K_LAT, T_ZMQ);
 			char name[16];
 			snprintf(name, sizeof name, "%dc %s", b->counts[ci], mode_name[m]);
-			printf("%-9s | %8s %8s %8s | %-21s %-21s %-6s\n", name,
-			       fmt_mps(s[0], sizeof s[0], tr), fmt_mps(s[1], sizeof s[1], tz),
-			       fmt_ratio(s[2], sizeof s[2], valid(tr) ? series_median(tr, V_MPS) : 0,
-					 valid(tz) ? series_median(tz, V_MPS) : 0),
-			       fmt_lat(s[3], sizeof s[3], lr), fmt_lat(s[4], sizeof s[4], lz),
-			       fmt_ratio(s[5], sizeof s[5], valid(lz) ? series_median(lz, V_P99) : 0,
-					 valid(lr) ? series_median(lr, V_P99) : 0));
+			printf(
+			    "%-9s | %8s %8s %8s | %-21s %-21s %-6s\n", name,
+			    fmt_mps(s[0], sizeof s[0], tr), fmt_mps(s[1], sizeof s[1], tz),
+			    fmt_ratio(s[2], sizeof s[2], valid(tr) ? series_median(tr, V_MPS) : 0,
+				      valid(tz) ? series_median(tz, V_MPS) : 0),
+			    fmt_lat(s[3], sizeof s[3], lr), fmt_lat(s[4], sizeof s[4], lz),
+			    fmt_ratio(s[5], sizeof s[5], valid(lz) ? series_median(lz, V_P99) : 0,
+				      valid(lr) ? series_median(lr, V_P99) : 0));
 		}
 	}
 	printf("\n");
@@ -820,10 +821,11 @@ static void print_lines(const struct bench *b, results res)
 			       fmt_mps(s[0], sizeof s[0], tr), extreme(tr, V_MPS, false),
 			       extreme(tr, V_MPS, true), series_median(tr, V_HELD) * 100);
 			if (b->zmq)
-				printf(
-				    "  |  zmq %s M/s  |  ratio %s", fmt_mps(s[1], sizeof s[1], tz),
-				    fmt_ratio(s[2], sizeof s[2], valid(tr) ? series_median(tr, V_MPS) : 0,
-					      valid(tz) ? series_median(tz, V_MPS) : 0));
+				printf("  |  zmq %s M/s  |  ratio %s",
+				       fmt_mps(s[1], sizeof s[1], tz),
+				       fmt_ratio(s[2], sizeof s[2],
+						 valid(tr) ? series_median(tr, V_MPS) : 0,
+						 valid(tz) ? series_median(tz, V_MPS) : 0));
 			printf("\nring %-8s latency p50 %s µs p99 %s µs p99.9 %s µs", name,
 			       fmt_us(s[0], sizeof s[0], series_median(lr, V_P50)),
 			       fmt_us(s[1], sizeof s[1], series_median(lr, V_P99)),
@@ -836,8 +838,10 @@ static void print_lines(const struct bench *b, results res)
 			       fmt_us(s[3], sizeof s[3], series_median(lz, V_P50)),
 			       fmt_us(s[4], sizeof s[4], series_median(lz, V_P99)),
 			       fmt_us(s[5], sizeof s[5], series_median(lz, V_P999)),
-			       fmt_ratio(s[6], sizeof s[6], series_median(lz, V_P50), series_median(lr, V_P50)),
-			       fmt_ratio(s[7], sizeof s[7], series_median(lz, V_P99), series_median(lr, V_P99)));
+			       fmt_ratio(s[6], sizeof s[6], series_median(lz, V_P50),
+					 series_median(lr, V_P50)),
+			       fmt_ratio(s[7], sizeof s[7], series_median(lz, V_P99),
+					 series_median(lr, V_P99)));
 			for (int k = 0; k < K_N; k++) {
 				const struct series *z = cell(b, res, ci, m, k, T_ZMQ);
 				if (z != &res[ci][m][k][T_ZMQ])

@@ -87,22 +87,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_RUNS 99
-#define TARGET_P50_US 50.0
-#define TARGET_P99_US 200.0
+#define MAX_RUNS	   99
+#define TARGET_P50_US	   50.0
+#define TARGET_P99_US	   200.0
 #define TARGET_CATCHUP_MPS 10.0
-#define DT0 (scid_from_unix_ns(1757683800LL * 1000000000LL))
-#define APPEND_SPIN_NS 250000LL /* the appender spins this long at most per append */
-#define SPIN_OPT "5ms"            /* mdb-watch --spin, for its row */
+#define DT0		   (scid_from_unix_ns(1757683800LL * 1000000000LL))
+#define APPEND_SPIN_NS	   250000LL /* the appender spins this long at most per append */
+#define SPIN_OPT	   "5ms"    /* mdb-watch --spin, for its row */
 
 struct bench {
 	int runs;
-	long appends;       /* latency samples per run and per reader */
-	long catchup;       /* records in the catch-up file */
+	long appends;	    /* latency samples per run and per reader */
+	long catchup;	    /* records in the catch-up file */
 	long poll_samples;  /* samples of the poller */
 	double poll_period; /* seconds */
 	bool smoke, verbose;
-	bool spin_row;      /* --spin-row: time mdb-watch --spin too */
+	bool spin_row; /* --spin-row: time mdb-watch --spin too */
 	char dir[PATH_MAX];
 	char shm[64];
 	char watch[PATH_MAX]; /* the mdb-watch binary */
@@ -167,9 +167,9 @@ static int64_t task_cpu_ns(pid_t pid)
 
 /* What one latency run measures. */
 struct lat_run {
-	double p50, p99;  /* us */
-	double cpu_us;    /* the reader's CPU per append, us (-1: unknown) */
-	long slept;       /* appends the appender stopped spinning on */
+	double p50, p99; /* us */
+	double cpu_us;	 /* the reader's CPU per append, us (-1: unknown) */
+	long slept;	 /* appends the appender stopped spinning on */
 };
 
 /* Fill out from lat[0..n) and the reader's CPU over the n appends. */
@@ -182,8 +182,7 @@ static void lat_sum(double *lat, long n, int64_t cpu0, int64_t cpu1, long slept,
 	out->slept = slept;
 }
 
-static pid_t spawn_watch(const struct bench *b, const char *dir, const char *ring,
-			 const char *spin)
+static pid_t spawn_watch(const struct bench *b, const char *dir, const char *ring, const char *spin)
 {
 	char out[64];
 	snprintf(out, sizeof out, "ring:%s", ring);
@@ -241,7 +240,7 @@ static int take_rec(mdb_ring_consumer *c, struct ring_rec *rr, bool spin, long *
 
 /* What lat_watch() times. */
 enum wmode {
-	W_SPIN,       /* the appender spins on the ring: the headline */
+	W_SPIN,	      /* the appender spins on the ring: the headline */
 	W_DOWNSTREAM, /* a consumer that sleeps on the ring's futex */
 	W_SPIN_OPT,   /* as W_SPIN, mdb-watch run with --spin SPIN_OPT */
 };
@@ -372,20 +371,19 @@ static _Noreturn void poll_main(const char *path, double period, FILE *out)
 	}
 }
 
-static const char watchdog_py[] =
-    "import os, sys, time\n"
-    "from watchdog.observers import Observer\n"
-    "from watchdog.events import FileSystemEventHandler\n"
-    "d, path = sys.argv[1], sys.argv[2]\n"
-    "f = open(path, 'rb'); f.seek(0, 2)\n"
-    "class H(FileSystemEventHandler):\n"
-    "    def on_modified(self, ev):\n"
-    "        if ev.src_path != path: return\n"
-    "        if f.read():\n"
-    "            print(time.monotonic_ns(), flush=True)\n"
-    "o = Observer(); o.schedule(H(), d, recursive=False); o.start()\n"
-    "print('ready', flush=True)\n"
-    "o.join()\n";
+static const char watchdog_py[] = "import os, sys, time\n"
+				  "from watchdog.observers import Observer\n"
+				  "from watchdog.events import FileSystemEventHandler\n"
+				  "d, path = sys.argv[1], sys.argv[2]\n"
+				  "f = open(path, 'rb'); f.seek(0, 2)\n"
+				  "class H(FileSystemEventHandler):\n"
+				  "    def on_modified(self, ev):\n"
+				  "        if ev.src_path != path: return\n"
+				  "        if f.read():\n"
+				  "            print(time.monotonic_ns(), flush=True)\n"
+				  "o = Observer(); o.schedule(H(), d, recursive=False); o.start()\n"
+				  "print('ready', flush=True)\n"
+				  "o.join()\n";
 
 enum peer { PEER_BARE, PEER_WATCHDOG, PEER_POLL };
 static const char *const peer_name[] = {"bare inotify", "Python watchdog", "poll"};
@@ -462,7 +460,8 @@ static bool lat_peer(const struct bench *b, enum peer p, int run, long n, double
 		close(pfd[0]);
 		if (p == PEER_WATCHDOG) {
 			dup2(pfd[1], 1);
-			execl("/usr/bin/python3", "python3", "-c", watchdog_py, dir, path, (char *)NULL);
+			execl("/usr/bin/python3", "python3", "-c", watchdog_py, dir, path,
+			      (char *)NULL);
 			_exit(127);
 		}
 		FILE *out = fdopen(pfd[1], "w");
@@ -490,7 +489,8 @@ static bool lat_peer(const struct bench *b, enum peer p, int run, long n, double
 	unsigned seed = (unsigned)run * 104729u + (unsigned)p;
 	for (long i = 0; i < n; i++) {
 		if (p == PEER_POLL) /* a random phase against the poller's period */
-			sleep_ns((int64_t)((double)(rand_r(&seed) % 1000) / 1000.0 * b->poll_period * 1e9));
+			sleep_ns((int64_t)((double)(rand_r(&seed) % 1000) / 1000.0 *
+					   b->poll_period * 1e9));
 		else
 			sleep_ns(1000000 + (int64_t)(rand_r(&seed) % 2000) * 1000);
 		make_rec(i, rec);
@@ -552,9 +552,8 @@ static double catchup_watch(const struct bench *b, int run, double *from_exec, d
 		errx(1, "ring_create: %s", strerror(-rc));
 	mdb_ring *r = ring_open(ring, &rc);
 	/* a short spin: two CPUs, and the watcher must have one */
-	mdb_ring_consumer *c = r ? ring_consumer_open(r, "bench", RING_DURABLE, RING_FROM_START,
-						      50000, &rc)
-				 : NULL;
+	mdb_ring_consumer *c =
+	    r ? ring_consumer_open(r, "bench", RING_DURABLE, RING_FROM_START, 50000, &rc) : NULL;
 	if (!c)
 		errx(1, "ring: %s", strerror(-rc));
 	int64_t t_exec = mono_ns(), t_first = 0;
@@ -647,7 +646,8 @@ static double catchup_bare(const struct bench *b, int run)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: bench_watch [--smoke] [-r runs] [-n appends] [--catch-up N] [--poll-samples N]\n"
+		"usage: bench_watch [--smoke] [-r runs] [-n appends] [--catch-up N] "
+		"[--poll-samples N]\n"
 		"                   [--dir DIR] [--spin-row] [-v]\n"
 		"  -r, --runs R          runs of each; medians are shown (default 5)\n"
 		"  -n, --appends N       latency samples per run and reader (default 2000)\n"
@@ -675,8 +675,8 @@ int main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct bench b = {.runs = 5, .appends = 2000, .catchup = 5000000, .poll_samples = 6,
-			  .poll_period = 5.0};
+	struct bench b = {
+	    .runs = 5, .appends = 2000, .catchup = 5000000, .poll_samples = 6, .poll_period = 5.0};
 	long runs = 0, appends = 0, catchup = 0, polls = 0;
 	const char *dir = "/tmp";
 	int opt;
@@ -754,8 +754,8 @@ int main(int argc, char **argv)
 		err(1, "malloc");
 	/* readers: mdb-watch three ways, then the bare reader and watchdog */
 	enum { R_WATCH, R_DOWN, R_SPIN, R_BARE, R_WD, R_BARE_ASLEEP, R_N };
-	static const char *const rname[R_N] = {"mdb-watch", "downstream", "--spin", "bare",
-					       "watchdog", "bare asleep"};
+	static const char *const rname[R_N] = {"mdb-watch", "downstream", "--spin",
+					       "bare",	    "watchdog",	  "bare asleep"};
 	static struct lat_run lr[R_N][MAX_RUNS];
 	double cu[MAX_RUNS], cux[MAX_RUNS], cuc[MAX_RUNS], bare[MAX_RUNS];
 	catchup_file(&b);
@@ -765,19 +765,23 @@ int main(int argc, char **argv)
 			if (r == R_SPIN && !b.spin_row)
 				continue;
 			if (r <= R_SPIN)
-				lat_watch(&b, i, r == R_WATCH ? W_SPIN : r == R_DOWN ? W_DOWNSTREAM : W_SPIN_OPT,
+				lat_watch(&b, i,
+					  r == R_WATCH	? W_SPIN
+					  : r == R_DOWN ? W_DOWNSTREAM
+							: W_SPIN_OPT,
 					  lat, &lr[r][i]);
 			else if (r == R_BARE || r == R_BARE_ASLEEP || wd)
-				lat_peer(&b, r == R_WD ? PEER_WATCHDOG : PEER_BARE, i, b.appends, lat,
-					 &lr[r][i], r != R_BARE_ASLEEP);
+				lat_peer(&b, r == R_WD ? PEER_WATCHDOG : PEER_BARE, i, b.appends,
+					 lat, &lr[r][i], r != R_BARE_ASLEEP);
 		}
 		cu[i] = catchup_watch(&b, i, &cux[i], &cuc[i]);
 		bare[i] = catchup_bare(&b, i);
 		if (b.verbose) {
 			fprintf(stderr, "run %d:", i + 1);
 			for (int r = 0; r < R_N; r++)
-				fprintf(stderr, " %s %.1f/%.1f us (cpu %.1f us, %ld slept);", rname[r],
-					lr[r][i].p50, lr[r][i].p99, lr[r][i].cpu_us, lr[r][i].slept);
+				fprintf(stderr, " %s %.1f/%.1f us (cpu %.1f us, %ld slept);",
+					rname[r], lr[r][i].p50, lr[r][i].p99, lr[r][i].cpu_us,
+					lr[r][i].slept);
 			fprintf(stderr, " catch-up %.2f M/s (from exec %.2f), bare %.2f M/s\n",
 				cu[i] / 1e6, cux[i] / 1e6, bare[i] / 1e6);
 		}
@@ -815,10 +819,11 @@ int main(int argc, char **argv)
 	       "mdb-watch p50 %.1f us, p99 %.1f us, CPU %.1f us/append, the consumer's futex wake "
 	       "included (medians of %d runs)\n",
 	       md50, md99, m[R_DOWN].cpu_us, b.runs);
-	printf("bare inotify reader (read event, pread), the appender asleep: p50 %.1f us, p99 "
-	       "%.1f us, CPU %.1f us/append (its own clock: no wake added); ratio mdb-watch / bare: "
-	       "p50 %.2f, p99 %.2f\n",
-	       ma50, ma99, m[R_BARE_ASLEEP].cpu_us, md50 / ma50, md99 / ma99);
+	printf(
+	    "bare inotify reader (read event, pread), the appender asleep: p50 %.1f us, p99 "
+	    "%.1f us, CPU %.1f us/append (its own clock: no wake added); ratio mdb-watch / bare: "
+	    "p50 %.2f, p99 %.2f\n",
+	    ma50, ma99, m[R_BARE_ASLEEP].cpu_us, md50 / ma50, md99 / ma99);
 	printf("the observer spinning %lld us first (no wake added, one of the CPUs busy): "
 	       "mdb-watch p50 %.1f us, p99 %.1f us, CPU %.1f us/append\n",
 	       APPEND_SPIN_NS / 1000, mw50, mw99, m[R_WATCH].cpu_us);
@@ -827,9 +832,10 @@ int main(int argc, char **argv)
 	       mb50, mb99, m[R_BARE].cpu_us);
 	if (wd) {
 		double mp50 = m[R_WD].p50, mp99 = m[R_WD].p99;
-		printf("Python watchdog (python3-watchdog, inotify observer), the appender spinning: "
-		       "p50 %.1f us, p99 %.1f us, CPU %.1f us/append\n",
-		       mp50, mp99, m[R_WD].cpu_us);
+		printf(
+		    "Python watchdog (python3-watchdog, inotify observer), the appender spinning: "
+		    "p50 %.1f us, p99 %.1f us, CPU %.1f us/append\n",
+		    mp50, mp99, m[R_WD].cpu_us);
 		printf("ratio p50: watchdog / mdb-watch %.1fx; p99: %.1fx (both with the spinning "
 		       "observer)\n",
 		       mp50 / mw50, mp99 / mw99);

@@ -87,8 +87,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NS	 1000000000LL
-#define MAX_RUNS 15
+#define NS	   1000000000LL
+#define MAX_RUNS   15
 #define PUSHED_FPS 2000000 /* frames/s offered when pushed hard */
 
 /* The servers compared: ours and the peers doing the same job. */
@@ -546,7 +546,8 @@ static struct result run_one(int kind, double rate)
 			continue;
 		}
 		int k = (int)(i % (uint64_t)B.nsym);
-		if (send_update(&s, k, i) && meas) /* symbol k's subscribers: see the connect loop */
+		if (send_update(&s, k, i) &&
+		    meas) /* symbol k's subscribers: see the connect loop */
 			want += (uint64_t)(B.n / B.nsym + (k < B.n % B.nsym));
 		i++;
 	}
@@ -628,10 +629,11 @@ static void scenario(const char *name, double rate, int goal)
 		for (int q = 0; q < 5; q++)
 			m[k][q] = median(v[k][q], B.runs);
 		char p50[32], p99[32];
-		printf("  %-14s %9.0f frames/s  p50 %10s  p99 %10s  %6.2f us CPU/frame  steal %3.0f "
-		       "ms/s\n",
-		       srv_name[k], m[k][0], fmt_us(p50, m[k][1]), fmt_us(p99, m[k][2]),
-		       m[k][3] / 1e3, m[k][4]);
+		printf(
+		    "  %-14s %9.0f frames/s  p50 %10s  p99 %10s  %6.2f us CPU/frame  steal %3.0f "
+		    "ms/s\n",
+		    srv_name[k], m[k][0], fmt_us(p50, m[k][1]), fmt_us(p99, m[k][2]), m[k][3] / 1e3,
+		    m[k][4]);
 	}
 	for (int k = 1; k < NSRV; k++) {
 		if (!B.have[k])
@@ -644,16 +646,19 @@ static void scenario(const char *name, double rate, int goal)
 			printf(", p99 %.2fx lower\n", m[0][2] > 0 ? m[k][2] / m[0][2] : 0);
 	}
 	if (goal == GOAL_P99) {
-		printf("  target: p99 < 2 ms at 50k frames/s %s", m[0][2] < 2000 ? "met" : "MISSED");
+		printf("  target: p99 < 2 ms at 50k frames/s %s",
+		       m[0][2] < 2000 ? "met" : "MISSED");
 		if (m[0][2] >= 2000 && B.have[SRV_BARE] && m[SRV_BARE][2] >= 2000)
 			printf(" (the bare send() floor's p99 is %.1f ms: the machine's limit)",
 			       m[SRV_BARE][2] / 1e3);
 		putchar('\n');
 	} else if (goal == GOAL_PUSHED) {
-		printf("  targets: <= 1 us server CPU per frame %s", m[0][3] <= 1000 ? "met" : "MISSED");
+		printf("  targets: <= 1 us server CPU per frame %s",
+		       m[0][3] <= 1000 ? "met" : "MISSED");
 		if (B.have[SRV_NODE])
 			printf("; >= 3x node ws's frames/s %s",
-			       m[SRV_NODE][0] > 0 && m[0][0] >= 3 * m[SRV_NODE][0] ? "met" : "MISSED");
+			       m[SRV_NODE][0] > 0 && m[0][0] >= 3 * m[SRV_NODE][0] ? "met"
+										   : "MISSED");
 		putchar('\n');
 	}
 	if (B.smoke && (m[0][0] < 0.5 * rate * B.n / B.nsym || !(m[0][2] > 0) || isinf(m[0][2])))

@@ -36,8 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(why != NULL);
 			continue;
 		}
-		int n = dly_encode(&b, "ES", h.has_time ? 60 : 86400, fid & 1 ? (int64_t)(p - text) : -1,
-				   fid, buf, sizeof buf, &why);
+		int n = dly_encode(&b, "ES", h.has_time ? 60 : 86400,
+				   fid & 1 ? (int64_t)(p - text) : -1, fid, buf, sizeof buf, &why);
 		if (n > 0)
 			FUZZ_CHECK(record_decode(c, buf, (size_t)n, &rec, &why) == 0 &&
 				   rec.t == MDB_REC_BAR && rec.ts == b.ts);

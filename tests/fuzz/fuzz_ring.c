@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #define NAME "fuzz"
-#define CAP 4096u
+#define CAP  4096u
 
 static uint8_t *tmpl;
 static size_t tmpl_size;
@@ -39,7 +39,8 @@ static void make_template(void)
 	int err = 0;
 	mdb_ring *r = ring_open(NAME, &err);
 	FUZZ_CHECK(r != NULL && ring_producer_begin(r) == 0);
-	mdb_ring_consumer *w = ring_consumer_open(r, "writer", RING_DURABLE, RING_FROM_START, 0, &err);
+	mdb_ring_consumer *w =
+	    ring_consumer_open(r, "writer", RING_DURABLE, RING_FROM_START, 0, &err);
 	FUZZ_CHECK(w != NULL);
 	uint8_t payload[300];
 	struct ring_rec rec;
@@ -104,10 +105,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(strlen(info.slots[i].name) < RING_NAME_MAX);
 	FUZZ_CHECK(ring_capacity(r) == CAP);
 
-	mdb_ring_consumer *obs = ring_consumer_open(r, "tap", RING_OBSERVER, RING_FROM_START, 0, &err);
+	mdb_ring_consumer *obs =
+	    ring_consumer_open(r, "tap", RING_OBSERVER, RING_FROM_START, 0, &err);
 	if (obs)
 		drain(r, obs);
-	mdb_ring_consumer *dur = ring_consumer_open(r, "writer", RING_DURABLE, RING_FROM_START, 0, &err);
+	mdb_ring_consumer *dur =
+	    ring_consumer_open(r, "writer", RING_DURABLE, RING_FROM_START, 0, &err);
 	if (dur)
 		drain(r, dur);
 	ring_consumer_close(&dur);

@@ -28,8 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		enum scid_kind kind;
 		scid_record_load(data + off, &r);
 		/* every other record as from a bar file with offsets, the rest as ticks */
-		int n = scid_encode(&r, "ES", i & 1 ? 60 : 0, i & 1 ? (int64_t)(off + SCID_RECORD_SIZE) : -1,
-				    i, buf, sizeof buf, &kind, &why);
+		int n = scid_encode(&r, "ES", i & 1 ? 60 : 0,
+				    i & 1 ? (int64_t)(off + SCID_RECORD_SIZE) : -1, i, buf,
+				    sizeof buf, &kind, &why);
 		if (n < 0) {
 			FUZZ_CHECK(n == -EBADMSG && why != NULL);
 			continue;

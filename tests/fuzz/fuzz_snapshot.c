@@ -35,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(record_decode(c, buf, (size_t)n, &rec, &w) == 0 &&
 				   rec.t == MDB_REC_TICK && strcmp(rec.s, q->s) == 0);
 		if (i > 0)
-			FUZZ_CHECK(snap_encode_delta(q, &sn.q[i - 1], -1, 0, buf, sizeof buf) >= 0 ||
+			FUZZ_CHECK(snap_encode_delta(q, &sn.q[i - 1], -1, 0, buf, sizeof buf) >=
+				       0 ||
 				   n == -ENOSPC);
 	}
 	int len = snap_format(&sn, text, sizeof text);

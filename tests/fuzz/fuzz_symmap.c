@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* look up the first field of every line: each name in the map resolves */
 	char *text = fuzz_strdup(data, size);
 	int found = 0;
-	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save)) {
 		char name[256];
 		if (sscanf(l, " %255s", name) != 1 || name[0] == '#')
 			continue;

@@ -14,7 +14,7 @@
 #define FUZZ_CHECK(cond)                                                                           \
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, __LINE__,     \
+			fprintf(stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, __LINE__,      \
 				#cond);                                                            \
 			abort();                                                                   \
 		}                                                                                  \
@@ -39,8 +39,8 @@ static char fuzz_dir_path[64];
 static void fuzz_dir_remove(void)
 {
 	char cmd[128];
-	if (fuzz_dir_path[0] && snprintf(cmd, sizeof cmd, "rm -rf '%s'", fuzz_dir_path) <
-					  (int)sizeof cmd)
+	if (fuzz_dir_path[0] &&
+	    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fuzz_dir_path) < (int)sizeof cmd)
 		(void)!system(cmd);
 }
 

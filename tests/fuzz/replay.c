@@ -77,7 +77,7 @@ int main(int argc, char **argv)
 			char path[4096];
 			if (names[j]->d_name[0] != '.' &&
 			    snprintf(path, sizeof path, "%s/%s", argv[i], names[j]->d_name) <
-				    (int)sizeof path) {
+				(int)sizeof path) {
 				errors += run_file(path) < 0;
 				inputs++;
 			}
