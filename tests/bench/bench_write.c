@@ -329,6 +329,27 @@ static double run_writer(const struct bench *b, int idx, struct reader *rd, doub
 
 /* ---- the peers ---- */
 
+/* The peers' transactions: CHUNK rows each, made in memory before the clock
+ * runs (chunk_make), so the clock sees SQLite alone. */
+#define CHUNK 50000
+
+static struct mdb_record *chunk_alloc(void)
+{
+	struct mdb_record *recs = malloc(sizeof *recs * CHUNK);
+	if (!recs)
+		err(1, "malloc");
+	return recs;
+}
+
+/* Bars k0.. of a run into recs; how many (CHUNK, or the run's rest). */
+static long chunk_make(const struct bench *b, struct mdb_record *recs, long k0)
+{
+	long n = b->bars - k0 < CHUNK ? b->bars - k0 : CHUNK;
+	for (long i = 0; i < n; i++)
+		make_bar(&recs[i], k0 + i);
+	return n;
+}
+
 /* bare (tuned false) or tuned: rows/s, and *cpu rows per CPU second. */
 static double run_bare(const struct bench *b, bool tuned, double *cpu)
 {
@@ -366,14 +387,10 @@ static double run_bare(const struct bench *b, bool tuned, double *cpu)
 				     " ?10, ?11, ?12, ?13)",
 			       -1, &st, NULL) != SQLITE_OK)
 		errx(1, "bare: %s", sqlite3_errmsg(db));
-	struct mdb_record *recs = malloc(sizeof *recs * 50000);
-	if (!recs)
-		err(1, "malloc");
+	struct mdb_record *recs = chunk_alloc();
 	int64_t t = 0, c = 0;
-	for (long k0 = 0; k0 < b->bars; k0 += 50000) {
-		long n = b->bars - k0 < 50000 ? b->bars - k0 : 50000;
-		for (long i = 0; i < n; i++) /* made before the clock runs: rows from memory */
-			make_bar(&recs[i], k0 + i);
+	for (long k0 = 0; k0 < b->bars; k0 += CHUNK) {
+		long n = chunk_make(b, recs, k0);
 		int64_t t0 = mono_ns(), c0 = cpu_ns();
 		db_exec(db, "BEGIN");
 		for (long i = 0; i < n; i++) {
@@ -428,14 +445,10 @@ static double run_store(const struct bench *b, double *cpu)
 	mdb_store *s = store_open(path, &o, &e, why, sizeof why);
 	if (!s)
 		errx(1, "store: %s", why);
-	struct mdb_record *recs = malloc(sizeof *recs * 50000);
-	if (!recs)
-		err(1, "malloc");
+	struct mdb_record *recs = chunk_alloc();
 	int64_t t = 0, c = 0;
-	for (long k0 = 0; k0 < b->bars; k0 += 50000) {
-		long n = b->bars - k0 < 50000 ? b->bars - k0 : 50000;
-		for (long i = 0; i < n; i++) /* made before the clock runs */
-			make_bar(&recs[i], k0 + i);
+	for (long k0 = 0; k0 < b->bars; k0 += CHUNK) {
+		long n = chunk_make(b, recs, k0);
 		int64_t t0 = mono_ns(), c0 = cpu_ns();
 		if (store_begin(s) < 0)
 			errx(1, "store: %s", store_errmsg(s));
