@@ -927,6 +927,22 @@ static int sleep_moved(mdb_ring_consumer **cs, const uint64_t *pos, int n, _Atom
 	}
 }
 
+int ring_sleep_prepare(mdb_ring_consumer *c, uint64_t pos, _Atomic uint32_t **uaddr, uint32_t *val)
+{
+	struct ring_hdr *h = c->r->h;
+	/* as sleep_moved(): wake.seq before the bit, so that a wake after the
+	 * bit either shows in prod.pos below or ends the caller's futex wait */
+	*uaddr = &h->wake.seq;
+	*val = atomic_load_explicit(&h->wake.seq, memory_order_seq_cst);
+	/* C2: announce the sleep, then look once more; pairs with P2 in
+	 * ring_commit */
+	atomic_fetch_or_explicit(&h->cons.sleepers, 1u << c->idx, memory_order_seq_cst);
+	if (atomic_load_explicit(&h->prod.pos, memory_order_seq_cst) == pos)
+		return 0;
+	atomic_fetch_and_explicit(&h->cons.sleepers, ~(1u << c->idx), memory_order_relaxed);
+	return 1;
+}
+
 int ring_wait_any(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t timeout_ns)
 {
 	return ring_wait_any_stop(cs, n, spin_ns, timeout_ns, NULL);

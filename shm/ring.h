@@ -192,6 +192,14 @@ int ring_wait_any_stop(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t t
 int ring_sleep_moved(mdb_ring_consumer *c, uint64_t pos, _Atomic uint32_t *ctl, uint32_t ctl_val,
 		     int64_t timeout_ns);
 
+/* For an event loop that sleeps on the ring's futex itself (io_uring's
+ * FUTEX_WAIT), with no watcher thread: announce that c's reader is about to
+ * sleep having read up to pos. Returns 1 when the ring has already moved
+ * past pos (read on, do not sleep); else 0 with *uaddr and *val set: sleep
+ * while *uaddr == *val (a shared, 32-bit futex). The producer's next record
+ * wakes every sleeper on *uaddr; call again before each sleep. */
+int ring_sleep_prepare(mdb_ring_consumer *c, uint64_t pos, _Atomic uint32_t **uaddr, uint32_t *val);
+
 /* ---- inspection (mdb-ring stat) ---- */
 
 struct ring_slot_info {

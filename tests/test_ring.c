@@ -526,6 +526,41 @@ Test(ring, sleeping_consumer_is_woken)
 	ring_close(&r);
 }
 
+/* ring_sleep_prepare(), for a loop that sleeps on the futex itself
+ * (mdb-ws in io_uring): it says "moved" when the ring is past the reader,
+ * else hands out a futex word whose value the next record changes, and
+ * that record's publish clears the announced sleep (one wake per sleep). */
+Test(ring, sleep_prepare_announces_and_the_next_record_wakes)
+{
+	mdb_ring *r = make("sp", 4096);
+	cr_assert_eq(ring_producer_begin(r), 0);
+	int err;
+	mdb_ring_consumer *c = ring_consumer_open(r, "w", RING_OBSERVER, RING_FROM_END, 0, &err);
+	cr_assert_not_null(c);
+	uint64_t pos = ring_consumer_position(c), v = 7;
+	_Atomic uint32_t *ua = NULL;
+	uint32_t val = 0;
+	cr_assert_eq(ring_sleep_prepare(c, pos, &ua, &val), 0, "nothing new: may sleep");
+	cr_assert_not_null(ua);
+	cr_assert_eq(atomic_load(ua), val);
+	struct ring_info info;
+	ring_info(r, &info);
+	cr_assert_eq(info.sleepers, 1);
+	cr_assert_eq(ring_publish(r, 1, &v, 8, 0), 0);
+	cr_expect_neq(atomic_load(ua), val, "the record changed the futex word");
+	ring_info(r, &info);
+	cr_expect_eq(info.sleepers, 0, "the wake cleared the announced sleep");
+	/* the reader is now behind: no sleep, and no announcement left */
+	cr_expect_eq(ring_sleep_prepare(c, pos, &ua, &val), 1);
+	ring_info(r, &info);
+	cr_expect_eq(info.sleepers, 0);
+	struct ring_rec rec;
+	cr_expect_eq(ring_next(c, &rec), 1);
+	cr_expect_eq(ring_sleep_prepare(c, ring_consumer_position(c), &ua, &val), 0);
+	ring_consumer_close(&c);
+	ring_close(&r);
+}
+
 Test(ring, wait_times_out_on_idle_ring)
 {
 	mdb_ring *r = make("to", 4096);

@@ -2,10 +2,12 @@
  * bar and features once, as a delta, to every subscriber.
  *
  * One io_uring loop does accept, receive and send for every connection,
- * the stop signal and a housekeeping timer; a watcher thread per input ring
- * turns "the ring moved" into an eventfd completion, so an idle gateway
- * sleeps. Input rings are read as an observer: the gateway never holds the
- * pipeline back. HTTP heads and the upgrade are parsed by common/http.c;
+ * the stop signal and a housekeeping timer, and going idle it sleeps on the
+ * input rings' futexes too (io_uring's FUTEX_WAIT, Linux 6.7), so a record
+ * wakes it directly. On older kernels (or with MDB_WS_WATCHERS set) a
+ * watcher thread per input ring turns "the ring moved" into an eventfd
+ * completion instead. Either way an idle gateway sleeps. Input rings are read as an observer: the
+ * gateway never holds the pipeline back. HTTP heads and the upgrade are parsed by common/http.c;
  * client frames are parsed (unmasked, checked, reassembled, UTF-8
  * validated) by wslay, which only sees our buffers and does no I/O.
  *
@@ -102,7 +104,7 @@ enum {
 };
 
 /* io_uring user data: what completed, for which connection slot and generation. */
-enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_TIMER, OP_STOP, OP_RINGS };
+enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_TIMER, OP_STOP, OP_RINGS, OP_FUTEX };
 
 enum qkind {
 	Q_DATA, /* a delta: dropped by conflation, bounded */
@@ -166,7 +168,8 @@ struct stream {
 	struct stream *all;  /* list of every stream */
 };
 
-/* A watcher thread per input ring turns "the ring moved" into an eventfd
+/* Without io_uring's futex wait (kernels before 6.7, or MDB_WS_WATCHERS):
+ * a watcher thread per input ring turns "the ring moved" into an eventfd
  * completion. It sleeps on the ring past a position the loop will read
  * anyway; when the ring moves it signals, and then sleeps again past the
  * position it saw, so a steady trickle costs one wake-up of it per record
@@ -225,7 +228,9 @@ static struct {
 	const char **in_names;
 	mdb_ring **rings;    /* the input rings, mapped again for their positions */
 	int64_t *in_last_ns; /* wall time of the newest record per input */
-	struct watcher *w;
+	struct watcher *w;   /* no futex wait in io_uring: a thread per ring */
+	bool futex;	     /* io_uring sleeps on the rings' futexes itself */
+	bool *fwait;	     /* ... and has a wait in flight for input i */
 	mdb_lvc *lvc;
 	mdb_store *db; /* opened read-only on the first /api/bars */
 	mdb_codec *codec;
@@ -785,6 +790,36 @@ static void arm_watchers(void)
 		atomic_fetch_add_explicit(&w->ctl, 1, memory_order_release);
 		shm_futex_wake(&w->ctl);
 	}
+}
+
+/* IORING_OP_FUTEX_WAIT (Linux 6.7); Debian 12's headers predate it. */
+#define OPC_FUTEX_WAIT	51
+#define FUTEX2_U32	0x02 /* FUTEX2_SIZE_U32; not FUTEX2_PRIVATE: the word is shared */
+#define FUTEX_MATCH_ANY 0xffffffffu
+
+/* Going idle, every record read, io_uring sleeping on the rings itself:
+ * a futex wait on each ring that has none in flight. Returns true when a
+ * ring moved meanwhile (read on instead of sleeping). */
+static bool arm_futexes(void)
+{
+	bool moved = false;
+	for (int i = 0; i < G.nin; i++) {
+		if (G.fwait[i])
+			continue; /* still asleep on it: the ring has not moved */
+		mdb_ring_consumer *c = inputs_ring(G.in, i);
+		_Atomic uint32_t *ua;
+		uint32_t val;
+		if (ring_sleep_prepare(c, ring_consumer_position(c), &ua, &val)) {
+			moved = true;
+			continue;
+		}
+		struct io_uring_sqe *sqe = sqe_get();
+		io_uring_prep_rw(OPC_FUTEX_WAIT, sqe, FUTEX2_U32, (const void *)ua, 0, val);
+		sqe->addr3 = FUTEX_MATCH_ANY;
+		io_uring_sqe_set_data64(sqe, tag(OP_FUTEX, i, 0));
+		G.fwait[i] = true;
+	}
+	return moved;
 }
 
 /* Read what the rings hold, up to DRAIN_BATCH records. Returns true when
@@ -1887,6 +1922,14 @@ static void on_completion(struct io_uring_cqe *cqe)
 	case OP_RINGS:
 		arm_read(G.ring_efd, &G.efd_val, OP_RINGS);
 		return;
+	case OP_FUTEX: /* woken (0), or the ring moved before the wait (-EAGAIN) */
+		G.fwait[(uint32_t)t] = false;
+		/* anything else would repeat at every re-arm: a busy loop */
+		if (res < 0 && res != -EAGAIN && res != -EINTR && res != -ECANCELED)
+			die(1,
+			    "io_uring futex wait on %s: %s (MDB_WS_WATCHERS=1 waits with threads)",
+			    G.in_names[(uint32_t)t], strerror(-res));
+		return;
 	case OP_TIMER:
 		on_tick();
 		arm_read(G.timer_fd, &G.timer_val, OP_TIMER);
@@ -2220,15 +2263,6 @@ int main(int argc, char **argv)
 	G.rings = calloc((size_t)G.nin, sizeof *G.rings);
 	if (!G.rings)
 		die(1, "out of memory");
-	for (int i = 0; i < G.nin; i++) {
-		if (!(G.rings[i] = ring_open(cli.in[i] + 5, &err)))
-			die(1, "%s: %s", cli.in[i], strerror(-err));
-		G.w[i].c = inputs_ring(G.in, i);
-		G.w[i].r = G.rings[i];
-		G.w[i].parked = true; /* until the loop first goes idle */
-		if (pthread_create(&G.w[i].th, NULL, watch, &G.w[i]) != 0)
-			die(1, "pthread_create failed");
-	}
 	/* only this thread submits, and it reaps every completion when it
 	 * waits: the kernel runs completion work then, not by interrupting
 	 * the loop (kernels before 6.1 lack the flags: plain setup) */
@@ -2238,12 +2272,32 @@ int main(int argc, char **argv)
 		rc = io_uring_queue_init(4096, &G.ring, 0);
 	if (rc < 0)
 		die(1, "io_uring: %s", strerror(-rc));
+	/* io_uring that sleeps on futexes (6.7) waits for the rings itself:
+	 * a record wakes the loop directly; else a watcher thread per ring
+	 * turns records into eventfd completions (two more wake-ups each) */
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&G.ring);
+	G.futex = probe && io_uring_opcode_supported(probe, OPC_FUTEX_WAIT) &&
+		  !getenv("MDB_WS_WATCHERS"); /* tests take the other path too */
+	io_uring_free_probe(probe);
+	G.fwait = calloc((size_t)G.nin, sizeof *G.fwait);
+	if (!G.fwait)
+		die(1, "out of memory");
+	for (int i = 0; i < G.nin; i++) {
+		if (!(G.rings[i] = ring_open(cli.in[i] + 5, &err)))
+			die(1, "%s: %s", cli.in[i], strerror(-err));
+		G.w[i].c = inputs_ring(G.in, i);
+		G.w[i].r = G.rings[i];
+		G.w[i].parked = true; /* until the loop first goes idle */
+		if (!G.futex && pthread_create(&G.w[i].th, NULL, watch, &G.w[i]) != 0)
+			die(1, "pthread_create failed");
+	}
 	G.now = G.started_ns = mono_ns();
 	arm_accept();
 	struct io_uring_sqe *sqe = sqe_get();
 	io_uring_prep_poll_add(sqe, G.stop_fd, POLLIN);
 	io_uring_sqe_set_data64(sqe, tag(OP_STOP, 0, 0));
-	arm_read(G.ring_efd, &G.efd_val, OP_RINGS);
+	if (!G.futex)
+		arm_read(G.ring_efd, &G.efd_val, OP_RINGS);
 	arm_read(G.timer_fd, &G.timer_val, OP_TIMER);
 	logmsg(LOG_INFO, "listening on %s", G.bound);
 	notify_ready(NULL);
@@ -2270,7 +2324,9 @@ int main(int argc, char **argv)
 		}
 		if (stop_deadline && (G.nconn == 0 || G.now > stop_deadline))
 			break;
-		if (!more)
+		if (!more && G.futex)
+			more = arm_futexes();
+		else if (!more)
 			arm_watchers();
 		int64_t wait = more ? 0 : notify_wait_ns(stop_deadline ? NS / 20 : -1);
 		struct io_uring_cqe *cqe;
@@ -2295,7 +2351,7 @@ int main(int argc, char **argv)
 
 	/* finish */
 	notify_stopping();
-	for (int i = 0; i < G.nin; i++) {
+	for (int i = 0; i < G.nin && !G.futex; i++) {
 		atomic_store_explicit(&G.w[i].stop, true, memory_order_release);
 		atomic_fetch_add_explicit(&G.w[i].ctl, 1, memory_order_release);
 		shm_futex_wake(&G.w[i].ctl);
