@@ -464,11 +464,26 @@ static void cleanup(void)
 		rm_rf(B.shm);
 }
 
+static void usage_to(FILE *out, int status)
+{
+	fprintf(out,
+		"usage: bench_e2e [--smoke] [--runs N] [--ticks N] [--rate TICKS_PER_S] "
+		"[--peer-ticks N] [--idle SECONDS] [--state disk|tmpfs|none]\n"
+		"  --smoke          one short run (the test suite's)\n"
+		"  --runs N         runs of each configuration (default 3)\n"
+		"  --ticks N        ticks timed per run (default 5000)\n"
+		"  --rate R         ticks appended per second (default 1000)\n"
+		"  --peer-ticks N   ticks timed through the Python bridge (default 1000)\n"
+		"  --idle S         seconds the idle pipeline is watched (default 60; 0: not)\n"
+		"  --state LIST     mdb-watch's state file: disk, tmpfs, none, comma-separated\n"
+		"                   (default none,tmpfs,disk)\n"
+		"  --help           this text\n");
+	exit(status);
+}
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench_e2e [--smoke] [--runs N] [--ticks N] [--rate TICKS_PER_S] "
-			"[--peer-ticks N] [--idle SECONDS] [--state disk|tmpfs|none]\n");
-	exit(2);
+	usage_to(stderr, 2);
 }
 
 /* A --state list: disk, tmpfs, none, comma-separated. */
@@ -588,6 +603,7 @@ int main(int argc, char **argv)
 					   {"peer-ticks", required_argument, NULL, 'p'},
 					   {"idle", required_argument, NULL, 'i'},
 					   {"state", required_argument, NULL, 'S'},
+					   {"help", no_argument, NULL, 'h'},
 					   {NULL, 0, NULL, 0}};
 	B.runs = 3, B.ticks = 5000, B.peer_ticks = 1000, B.rate = 1000, B.idle = 60;
 	bool set_idle = false;
@@ -615,6 +631,9 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			states = optarg;
+			break;
+		case 'h':
+			usage_to(stdout, 0);
 			break;
 		default:
 			usage();
