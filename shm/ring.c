@@ -865,6 +865,26 @@ static bool spin(mdb_ring_consumer **cs, int n, int64_t spin_ns, int64_t deadlin
 	}
 }
 
+/* C2, the first half, for consumer c about to sleep on its ring's wake
+ * word: read the word (before the bit, so that a wake after the bit changes
+ * it), then announce the sleep in cons.sleepers. The caller then looks at
+ * prod.pos once more (the second half) and sleeps only while the word holds
+ * *val. Pairs with P2 in ring_commit; sleep_over() takes the bit back.
+ * Returns the word. */
+static _Atomic uint32_t *announce_sleep(mdb_ring_consumer *c, uint32_t *val)
+{
+	struct ring_hdr *h = c->r->h;
+	*val = atomic_load_explicit(&h->wake.seq, memory_order_seq_cst);
+	atomic_fetch_or_explicit(&h->cons.sleepers, 1u << c->idx, memory_order_seq_cst);
+	return &h->wake.seq;
+}
+
+/* The sleep announced by announce_sleep() is over (or never began). */
+static void sleep_over(mdb_ring_consumer *c)
+{
+	atomic_fetch_and_explicit(&c->r->h->cons.sleepers, ~(1u << c->idx), memory_order_relaxed);
+}
+
 /* Sleep until some consumer's ring has moved past pos[i], the deadline
  * passes, or *ctl != ctl_val (when ctl is set): one futex_waitv() over every
  * ring's wake word (and ctl). Each consumer marks its slot's bit in
@@ -879,16 +899,10 @@ static int sleep_moved(mdb_ring_consumer **cs, const uint64_t *pos, int n, _Atom
 	for (;;) {
 		bool any = false;
 		for (int i = 0; i < n; i++) {
-			struct ring_hdr *h = cs[i]->r->h;
+			uint32_t val;
+			_Atomic uint32_t *word = announce_sleep(cs[i], &val);
 			w[i] = (struct futex_waitv){
-			    .val = atomic_load_explicit(&h->wake.seq, memory_order_seq_cst),
-			    .uaddr = (uintptr_t)&h->wake.seq,
-			    .flags = FUTEX_32,
-			};
-			/* C2: announce the sleep, then look once more; pairs with
-			 * P2 in ring_commit */
-			atomic_fetch_or_explicit(&h->cons.sleepers, 1u << cs[i]->idx,
-						 memory_order_seq_cst);
+			    .val = val, .uaddr = (uintptr_t)word, .flags = FUTEX_32};
 		}
 		int nw = n;
 		if (ctl)
@@ -910,8 +924,7 @@ static int sleep_moved(mdb_ring_consumer **cs, const uint64_t *pos, int n, _Atom
 				rc = -errno;
 		}
 		for (int i = 0; i < n; i++)
-			atomic_fetch_and_explicit(&cs[i]->r->h->cons.sleepers, ~(1u << cs[i]->idx),
-						  memory_order_relaxed);
+			sleep_over(cs[i]);
 		for (int i = 0; i < n; i++)
 			if (atomic_load_explicit(&cs[i]->r->h->prod.pos, memory_order_acquire) !=
 			    pos[i])
@@ -929,17 +942,11 @@ static int sleep_moved(mdb_ring_consumer **cs, const uint64_t *pos, int n, _Atom
 
 int ring_sleep_prepare(mdb_ring_consumer *c, uint64_t pos, _Atomic uint32_t **uaddr, uint32_t *val)
 {
-	struct ring_hdr *h = c->r->h;
-	/* as sleep_moved(): wake.seq before the bit, so that a wake after the
-	 * bit either shows in prod.pos below or ends the caller's futex wait */
-	*uaddr = &h->wake.seq;
-	*val = atomic_load_explicit(&h->wake.seq, memory_order_seq_cst);
-	/* C2: announce the sleep, then look once more; pairs with P2 in
-	 * ring_commit */
-	atomic_fetch_or_explicit(&h->cons.sleepers, 1u << c->idx, memory_order_seq_cst);
-	if (atomic_load_explicit(&h->prod.pos, memory_order_seq_cst) == pos)
+	*uaddr = announce_sleep(c, val);
+	/* C2, the second half: look once more (as sleep_moved() does) */
+	if (atomic_load_explicit(&c->r->h->prod.pos, memory_order_seq_cst) == pos)
 		return 0;
-	atomic_fetch_and_explicit(&h->cons.sleepers, ~(1u << c->idx), memory_order_relaxed);
+	sleep_over(c);
 	return 1;
 }
 

@@ -6,10 +6,11 @@
  * input rings' futexes too (io_uring's FUTEX_WAIT, Linux 6.7), so a record
  * wakes it directly. On older kernels (or with MDB_WS_WATCHERS set) a
  * watcher thread per input ring turns "the ring moved" into an eventfd
- * completion instead. Either way an idle gateway sleeps. Input rings are read as an observer: the
- * gateway never holds the pipeline back. HTTP heads and the upgrade are parsed by common/http.c;
- * client frames are parsed (unmasked, checked, reassembled, UTF-8
- * validated) by wslay, which only sees our buffers and does no I/O.
+ * completion instead. Either way an idle gateway sleeps. Input rings are
+ * read as an observer: the gateway never holds the pipeline back. HTTP
+ * heads and the upgrade are parsed by common/http.c; client frames are
+ * parsed (unmasked, checked, reassembled, UTF-8 validated) by wslay, which
+ * only sees our buffers and does no I/O.
  *
  * A stream is (symbol, interval). Its value is that of the last-value cache
  * (mdb-feature --lvc) when there is one, else the bar and feat records

@@ -66,7 +66,6 @@
 #include "ring.h"
 #include "scid.h"
 
-#include <dirent.h>
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -136,33 +135,6 @@ static void make_rec(long k, uint8_t *buf)
 	    .ask_volume = 1 + (uint32_t)(k % 10),
 	};
 	scid_record_store(buf, &r);
-}
-
-/* How long pid's threads have run on a CPU, in ns (the first field of
- * /proc/PID/task/TID/schedstat, summed); -1 when it cannot be read. */
-static int64_t task_cpu_ns(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return -1;
-	int64_t sum = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char p[64 + sizeof de->d_name];
-		unsigned long long ns;
-		snprintf(p, sizeof p, "/proc/%d/task/%s/schedstat", (int)pid, de->d_name);
-		FILE *f = fopen(p, "r");
-		if (f && fscanf(f, "%llu", &ns) == 1)
-			sum += (int64_t)ns;
-		if (f)
-			fclose(f);
-	}
-	closedir(d);
-	return sum;
 }
 
 /* What one latency run measures. */
@@ -288,7 +260,7 @@ static void lat_watch(const struct bench *b, int run, enum wmode mode, double *l
 	if (!codec)
 		err(1, "codec_new");
 	long slept = 0;
-	int64_t cpu0 = task_cpu_ns(pid);
+	int64_t cpu0 = bench_task_cpu_ns(pid, NULL);
 	for (long i = 0; i < b->appends; i++) {
 		sleep_ns(1000000 + (int64_t)(rand_r(&seed) % 2000) * 1000);
 		make_rec(k++, rec);
@@ -309,7 +281,7 @@ static void lat_watch(const struct bench *b, int run, enum wmode mode, double *l
 			errx(1, "append %ld: the record in the ring is not the one appended", i);
 		lat[i] = (double)(t1 - t0) / 1e3;
 	}
-	lat_sum(lat, b->appends, cpu0, task_cpu_ns(pid), slept, out);
+	lat_sum(lat, b->appends, cpu0, bench_task_cpu_ns(pid, NULL), slept, out);
 	codec_free(&codec);
 	stop_child(pid, "mdb-watch");
 	ring_consumer_close(&c);
@@ -484,7 +456,7 @@ static bool lat_peer(const struct bench *b, enum peer p, int run, long n, double
 		close(in.fd);
 		return false;
 	}
-	int64_t cpu0 = task_cpu_ns(pid);
+	int64_t cpu0 = bench_task_cpu_ns(pid, NULL);
 	uint8_t rec[SCID_RECORD_SIZE];
 	unsigned seed = (unsigned)run * 104729u + (unsigned)p;
 	for (long i = 0; i < n; i++) {
@@ -503,7 +475,7 @@ static bool lat_peer(const struct bench *b, enum peer p, int run, long n, double
 		if (lat[i] < 0)
 			errx(1, "%s: a report before the append", peer_name[p]);
 	}
-	lat_sum(lat, n, cpu0, task_cpu_ns(pid), slept, out);
+	lat_sum(lat, n, cpu0, bench_task_cpu_ns(pid, NULL), slept, out);
 	stop_child(pid, peer_name[p]);
 	close(in.fd);
 	close(fd);

@@ -63,7 +63,6 @@
 #include "ring.h"
 #include "wsmsg.h"
 
-#include <dirent.h>
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -172,31 +171,14 @@ static void *load_thread(void *arg)
 	return NULL;
 }
 
-/* CPU time of every thread of pid, ns; *waited: their time runnable but
- * waiting for a CPU (schedstat's second field). */
+/* CPU time of every thread of pid, ns, and *waited (their time runnable but
+ * waiting for a CPU); 0 when pid is gone. */
 static int64_t cpu_ns(pid_t pid, int64_t *waited)
 {
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	int64_t sum = 0;
-	*waited = 0;
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char p[320];
-		snprintf(p, sizeof p, "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
-		FILE *f = fopen(p, "r");
-		long long v = 0, w = 0;
-		if (f && fscanf(f, "%lld %lld", &v, &w) == 2)
-			sum += v, *waited += w;
-		if (f)
-			fclose(f);
-	}
-	if (d)
-		closedir(d);
-	return sum;
+	int64_t ns = bench_task_cpu_ns(pid, waited);
+	if (ns < 0)
+		*waited = 0;
+	return ns < 0 ? 0 : ns;
 }
 
 /* Time the hypervisor ran something else on the servers' CPUs (all CPUs

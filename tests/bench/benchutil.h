@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "scid.h"
 
+#include <dirent.h>
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -138,6 +139,37 @@ static inline void bench_sleep_until(int64_t t)
 	struct timespec ts = {t / NS_PER_SEC, t % NS_PER_SEC};
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
+}
+
+/* How long pid's threads have run on a CPU, in ns (the first field of
+ * /proc/PID/task/TID/schedstat, summed), and in *waited (when not NULL)
+ * how long they were runnable but waited for a CPU (the second field);
+ * -1 when the process is gone. */
+static inline int64_t bench_task_cpu_ns(pid_t pid, int64_t *waited)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	int64_t sum = 0, w = 0;
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char p[64 + sizeof de->d_name];
+		unsigned long long run = 0, wait = 0;
+		snprintf(p, sizeof p, "/proc/%d/task/%s/schedstat", (int)pid, de->d_name);
+		FILE *f = fopen(p, "r");
+		if (f && fscanf(f, "%llu %llu", &run, &wait) == 2)
+			sum += (int64_t)run, w += (int64_t)wait;
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	if (waited)
+		*waited = w;
+	return sum;
 }
 
 /* utime + stime of every thread of pid from /proc/PID/stat, in ns
